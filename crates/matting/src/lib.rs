@@ -1,0 +1,1 @@
+//! Image-side steps of background removal.

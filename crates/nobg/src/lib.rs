@@ -1,0 +1,1 @@
+//! nobg: local background removal.
