@@ -1,1 +1,96 @@
-fn main() {}
+//! `nobg-server`: load the models, then serve the Runware and predictions APIs.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use nobg::{DecodeLimits, Remover};
+use nobg_server::backend::RemoverBackend;
+use nobg_server::{serve, AppState, Args, ServerConfig};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = ServerConfig::load(Args::parse())?;
+
+    // Bind first: a taken port fails in milliseconds, not after loading a model.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let remover = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || build_remover(&config)).await??
+    };
+    for model in remover.models() {
+        tracing::info!(name = %model.name, config = %model.config, default = model.is_default, "model loaded");
+    }
+    let state = AppState::new(config, Arc::new(RemoverBackend::new(remover))).await?;
+    serve(listener, state, shutdown_signal()).await
+}
+
+fn build_remover(config: &ServerConfig) -> anyhow::Result<Remover> {
+    let device = config.device.parse().map_err(anyhow::Error::msg)?;
+    let dtype = config.dtype.parse().map_err(anyhow::Error::msg)?;
+    let mut builder = Remover::builder()
+        .device(device)
+        .dtype(dtype)
+        .max_batch(config.batching.max_batch)
+        .max_batch_wait(Duration::from_millis(config.batching.max_batch_wait_ms))
+        .queue_depth(config.batching.queue_depth)
+        .decode_limits(DecodeLimits {
+            max_input_bytes: config.limits.max_image_bytes,
+            max_width: config.limits.max_image_side,
+            max_height: config.limits.max_image_side,
+            max_pixels: config.limits.max_image_pixels,
+        });
+    if config.batching.cpu_threads > 0 {
+        builder = builder.cpu_threads(config.batching.cpu_threads);
+    }
+    for source in &config.models {
+        tracing::info!(model = source.name(), "loading");
+        builder = builder.model(source.name(), source.spec());
+    }
+    if let Some(default) = &config.default_model {
+        builder = builder.default_model(default);
+    }
+    builder.build().context("loading models")
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}

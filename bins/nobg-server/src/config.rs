@@ -1,0 +1,494 @@
+//! Server configuration: built-in defaults, overlaid by an optional TOML file, overlaid by
+//! environment variables and flags (clap reads both; a flag beats its variable).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::models::{default_air_map, ModelSource};
+
+/// Command line of `nobg-server`. Every flag also reads `NOBG_<NAME>`.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "nobg-server",
+    version,
+    about = "Runware-compatible local background removal server"
+)]
+pub struct Args {
+    /// TOML configuration file (keys as in `ServerConfig`, snake_case).
+    #[arg(long, env = "NOBG_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "NOBG_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Base URL of result links (`imageURL`); default: from each request's Host header.
+    #[arg(long, env = "NOBG_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Load a preset from the Hugging Face hub or its cache (repeatable).
+    #[arg(long = "model", value_name = "PRESET")]
+    pub models: Vec<String>,
+    /// Load a local .safetensors checkpoint; needs --config.
+    #[arg(long, requires = "config")]
+    pub weights: Option<PathBuf>,
+    /// The preset architecture of --weights.
+    #[arg(long, value_name = "PRESET", requires = "weights")]
+    pub config: Option<String>,
+    /// Synthetic weights of a preset's architecture (`tiny` for tests): no download, meaningless masks.
+    #[arg(long, value_name = "PRESET")]
+    pub synthetic: Option<String>,
+    /// Model for requests that name none (default: the first loaded).
+    #[arg(long, env = "NOBG_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+    /// Device of every model: cpu, cuda[:N], metal[:N].
+    #[arg(long, env = "NOBG_DEVICE")]
+    pub device: Option<String>,
+    /// Compute type: f32, f16, bf16.
+    #[arg(long, env = "NOBG_DTYPE")]
+    pub dtype: Option<String>,
+    /// Map a Runware AIR id to a loaded model, `AIR=MODEL` (repeatable; adds to the built-in map).
+    #[arg(long = "air", value_name = "AIR=MODEL")]
+    pub air: Vec<String>,
+    /// Accepted API key (repeatable). None configured = open server.
+    #[arg(
+        long = "api-key",
+        value_name = "KEY",
+        env = "NOBG_API_KEYS",
+        value_delimiter = ','
+    )]
+    pub api_keys: Vec<String>,
+    /// Directory of stored uploads and results.
+    #[arg(long, env = "NOBG_STORAGE_DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// Price reported by `includeCost`, USD per image.
+    #[arg(long, env = "NOBG_PRICE_PER_IMAGE")]
+    pub price_per_image: Option<f64>,
+    /// Networks that URL fetches, webhooks and uploads may reach although private (repeatable CIDR).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allow_networks: Vec<IpNet>,
+    /// Largest batch per forward pass.
+    #[arg(long, env = "NOBG_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Requests that may wait per model before 429.
+    #[arg(long, env = "NOBG_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+}
+
+/// The whole configuration, after merging. Durations are in seconds in the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub models: Vec<ModelSource>,
+    pub default_model: Option<String>,
+    pub device: String,
+    pub dtype: String,
+    /// AIR id -> loaded model name. `runware:109@1` and a missing model go to the default model.
+    pub air_map: BTreeMap<String, String>,
+    pub api_keys: Vec<String>,
+    pub storage_dir: PathBuf,
+    pub price_per_image: f64,
+    pub limits: Limits,
+    pub ttl: Ttls,
+    pub websocket: WebSocketConfig,
+    pub fetch: FetchConfig,
+    pub batching: Batching,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest REST body.
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message (multi-MB data URIs are normal).
+    pub max_ws_message_bytes: usize,
+    /// Largest decoded input image, however it arrived.
+    pub max_image_bytes: usize,
+    pub max_image_side: u32,
+    pub max_image_pixels: u64,
+    /// Tasks per REST request or WebSocket frame.
+    pub max_tasks_per_request: usize,
+    /// How long a sync REST request waits for its tasks before answering `timeout` (504); the
+    /// task goes on and its result stays available to `getResponse`.
+    pub sync_timeout_secs: u64,
+    /// In-flight tasks per WebSocket connection.
+    pub max_tasks_per_connection: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ttls {
+    /// Lifetime of a result without `ttl`.
+    pub default_output_secs: u64,
+    /// Upper bound of a requested `ttl`.
+    pub max_output_secs: u64,
+    /// Lifetime of uploads (and stored inputs).
+    pub upload_secs: u64,
+    /// How long `getResponse` remembers a task (also the `conflictTaskUUID` window).
+    pub task_retention_secs: u64,
+    /// How often expired files are deleted.
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Close a connection after this long without any client message.
+    pub idle_timeout_secs: u64,
+    /// Keep a disconnected session's undelivered results this long for a resume.
+    pub resume_window_secs: u64,
+    /// Frames kept per disconnected session.
+    pub max_buffered_frames: usize,
+    /// Add a top-level `error` to the auth failure for the new TypeScript SDK (spec 3.1).
+    pub auth_error_compat: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_redirects: usize,
+    /// Private/loopback networks that may be reached anyway (tests allow 127.0.0.1/32).
+    pub allow_networks: Vec<IpNet>,
+    pub webhook_max_attempts: u32,
+    /// Webhook retry backoff: first delay, doubling up to the cap, with jitter.
+    pub webhook_initial_backoff_ms: u64,
+    pub webhook_max_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Batching {
+    pub max_batch: usize,
+    pub max_batch_wait_ms: u64,
+    pub queue_depth: usize,
+    /// CPU threads of the pre/post-processing pool (0 = the library's default).
+    pub cpu_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            models: Vec::new(),
+            default_model: None,
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            air_map: default_air_map(),
+            api_keys: Vec::new(),
+            storage_dir: std::env::temp_dir().join("nobg-server"),
+            price_per_image: 0.0,
+            limits: Limits::default(),
+            ttl: Ttls::default(),
+            websocket: WebSocketConfig::default(),
+            fetch: FetchConfig::default(),
+            batching: Batching::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 << 20,
+            max_ws_message_bytes: 64 << 20,
+            max_image_bytes: 32 << 20,
+            max_image_side: 16384,
+            max_image_pixels: 64_000_000,
+            max_tasks_per_request: 64,
+            sync_timeout_secs: 300,
+            max_tasks_per_connection: 256,
+        }
+    }
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            default_output_secs: 3600,
+            max_output_secs: 7 * 24 * 3600,
+            upload_secs: 24 * 3600,
+            task_retention_secs: 1800,
+            sweep_interval_secs: 10,
+        }
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 120,
+            resume_window_secs: 120,
+            max_buffered_frames: 1024,
+            auth_error_compat: false,
+        }
+    }
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 30,
+            connect_timeout_secs: 10,
+            max_redirects: 5,
+            allow_networks: Vec::new(),
+            webhook_max_attempts: 6,
+            webhook_initial_backoff_ms: 250,
+            webhook_max_backoff_ms: 8000,
+        }
+    }
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            max_batch: 4,
+            max_batch_wait_ms: 5,
+            queue_depth: 64,
+            cpu_threads: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the TOML file of `--config-file`, then flags and environment.
+    pub fn load(args: Args) -> anyhow::Result<Self> {
+        let mut config = match &args.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                Self::from_toml(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => Self::default(),
+        };
+        config.apply_args(args)?;
+        if config.models.is_empty() {
+            // `make run`: no model flag loads RMBG-2.0 from the hub.
+            config.models.push(ModelSource::Preset {
+                preset: "rmbg-2.0".into(),
+            });
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let mut config: Self = toml::from_str(text)?;
+        // A file's `air_map` extends the built-in map rather than replacing it.
+        let mut merged = default_air_map();
+        merged.append(&mut config.air_map);
+        config.air_map = merged;
+        Ok(config)
+    }
+
+    fn apply_args(&mut self, args: Args) -> anyhow::Result<()> {
+        if let Some(listen) = args.listen {
+            self.listen = listen;
+        }
+        if args.public_url.is_some() {
+            self.public_url = args.public_url;
+        }
+        let mut flag_models: Vec<ModelSource> = args
+            .models
+            .into_iter()
+            .map(|preset| ModelSource::Preset { preset })
+            .collect();
+        if let (Some(path), Some(config)) = (args.weights, args.config) {
+            flag_models.push(ModelSource::Local { path, config });
+        }
+        if let Some(preset) = args.synthetic {
+            flag_models.push(ModelSource::Synthetic { preset, seed: 0 });
+        }
+        if !flag_models.is_empty() {
+            self.models = flag_models;
+        }
+        if args.default_model.is_some() {
+            self.default_model = args.default_model;
+        }
+        if let Some(device) = args.device {
+            self.device = device;
+        }
+        if let Some(dtype) = args.dtype {
+            self.dtype = dtype;
+        }
+        for pair in args.air {
+            let Some((air, model)) = pair.split_once('=') else {
+                bail!("--air expects AIR=MODEL, got `{pair}`");
+            };
+            self.air_map
+                .insert(air.trim().to_owned(), model.trim().to_owned());
+        }
+        if !args.api_keys.is_empty() {
+            self.api_keys = args
+                .api_keys
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect();
+        }
+        if let Some(dir) = args.storage_dir {
+            self.storage_dir = dir;
+        }
+        if let Some(price) = args.price_per_image {
+            self.price_per_image = price;
+        }
+        self.fetch.allow_networks.extend(args.allow_networks);
+        if let Some(n) = args.max_batch {
+            self.batching.max_batch = n;
+        }
+        if let Some(n) = args.queue_depth {
+            self.batching.queue_depth = n;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(self.price_per_image.is_finite() && self.price_per_image >= 0.0) {
+            bail!("price_per_image must be a non-negative number");
+        }
+        if self.ttl.max_output_secs < 60 {
+            bail!("ttl.max_output_secs must be at least 60 (Runware's minimum ttl)");
+        }
+        if self.batching.max_batch == 0 || self.batching.queue_depth == 0 {
+            bail!("batching.max_batch and batching.queue_depth must be at least 1");
+        }
+        if self.limits.max_tasks_per_request == 0 || self.limits.max_tasks_per_connection == 0 {
+            bail!("limits.max_tasks_per_request and limits.max_tasks_per_connection must be at least 1");
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("public_url must start with http:// or https://");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.sync_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_synthetic_replaces_models() {
+        let mut config = ServerConfig::from_toml(
+            r#"
+            listen = "127.0.0.1:9000"
+            api_keys = ["file-key"]
+            models = [{ preset = "birefnet" }, { synthetic = "tiny" }, { weights = "w.safetensors", config = "birefnet-lite" }]
+            [air_map]
+            "custom:1@1" = "birefnet"
+            [ttl]
+            default_output_secs = 120
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(
+            config.models,
+            vec![
+                ModelSource::Preset {
+                    preset: "birefnet".into()
+                },
+                ModelSource::Synthetic {
+                    preset: "tiny".into(),
+                    seed: 0
+                },
+                ModelSource::Local {
+                    path: "w.safetensors".into(),
+                    config: "birefnet-lite".into()
+                },
+            ]
+        );
+        assert_eq!(config.ttl.default_output_secs, 120);
+        // File entries extend the built-in map.
+        assert_eq!(
+            config.air_map.get("custom:1@1").map(String::as_str),
+            Some("birefnet")
+        );
+        assert_eq!(
+            config.air_map.get("bria:2@1").map(String::as_str),
+            Some("rmbg-2.0")
+        );
+
+        let args = Args::try_parse_from([
+            "nobg-server",
+            "--listen",
+            "127.0.0.1:9001",
+            "--synthetic",
+            "tiny",
+            "--api-key",
+            "a",
+            "--api-key",
+            "b",
+            "--air",
+            "bria:2@1=tiny",
+        ])
+        .unwrap();
+        config.apply_args(args).unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.api_keys, vec!["a", "b"]);
+        assert_eq!(
+            config.models,
+            vec![ModelSource::Synthetic {
+                preset: "tiny".into(),
+                seed: 0
+            }]
+        );
+        assert_eq!(
+            config.air_map.get("bria:2@1").map(String::as_str),
+            Some("tiny")
+        );
+    }
+
+    #[test]
+    fn no_model_flag_means_rmbg_2_from_the_hub() {
+        let config = ServerConfig::load(Args::try_parse_from(["nobg-server"]).unwrap()).unwrap();
+        assert_eq!(
+            config.models,
+            vec![ModelSource::Preset {
+                preset: "rmbg-2.0".into()
+            }]
+        );
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(config.api_keys.is_empty());
+    }
+
+    #[test]
+    fn weights_need_config_and_unknown_keys_are_refused() {
+        assert!(Args::try_parse_from(["nobg-server", "--weights", "w.safetensors"]).is_err());
+        let args = Args::try_parse_from([
+            "nobg-server",
+            "--weights",
+            "w.safetensors",
+            "--config",
+            "birefnet-lite",
+        ])
+        .unwrap();
+        let mut config = ServerConfig::default();
+        config.apply_args(args).unwrap();
+        assert_eq!(
+            config.models,
+            vec![ModelSource::Local {
+                path: "w.safetensors".into(),
+                config: "birefnet-lite".into()
+            }]
+        );
+        assert!(ServerConfig::from_toml("nonsense_key = 1").is_err());
+        assert!(Args::try_parse_from(["nobg-server", "--air", "x"])
+            .map(|a| ServerConfig::default().apply_args(a))
+            .unwrap()
+            .is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP routes.
+
+pub mod files;
+pub mod health;
+pub mod rest;

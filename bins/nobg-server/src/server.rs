@@ -1,0 +1,121 @@
+//! The router, background sweeps, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+use crate::backend::Backend;
+use crate::config::ServerConfig;
+use crate::routes::{files, health, rest};
+use crate::state::{AppState, SharedState};
+use crate::{predictions, ws};
+
+/// All routes. `/v1` is REST on POST and the WebSocket API on GET.
+pub fn router(state: SharedState) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/v1", post(rest::post_tasks).get(ws::connection::upgrade))
+        .route("/v1/", post(rest::post_tasks).get(ws::connection::upgrade))
+        .route("/v1/predictions", post(predictions::create))
+        .route(
+            "/v1/predictions/{job_id}",
+            get(predictions::get).delete(predictions::cancel),
+        )
+        .route("/image/{file}", get(files::get_file))
+        .route("/files/{file}", get(files::get_file))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A server running in the background (tests, embedding).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `config.listen` and serves until [`RunningServer::shutdown`].
+    pub async fn start(config: ServerConfig, backend: Arc<dyn Backend>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config, backend).await?;
+        let shutdown = state.shutdown.clone();
+        let handle = tokio::spawn(serve(listener, Arc::clone(&state), async move {
+            shutdown.cancelled().await
+        }));
+        Ok(Self {
+            addr,
+            state,
+            handle,
+        })
+    }
+
+    /// Graceful shutdown: stop accepting, finish in-flight tasks, stop the backend.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        self.handle.await?
+    }
+}
+
+/// Serves until `signal` resolves, then drains: in-flight HTTP requests, WebSocket tasks,
+/// async jobs and webhooks get up to the sync timeout to finish, then the backend stops.
+pub async fn serve(
+    listener: TcpListener,
+    state: SharedState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let sweeper = tokio::spawn(sweep_forever(Arc::clone(&state)));
+    let token = state.shutdown.clone();
+    let on_signal = async move {
+        signal.await;
+        token.cancel();
+    };
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+    axum::serve(listener, router(Arc::clone(&state)))
+        .with_graceful_shutdown(on_signal)
+        .await?;
+
+    tracing::info!("draining in-flight tasks");
+    state.tracker.close();
+    if tokio::time::timeout(state.config.sync_timeout(), state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight tasks did not finish in time");
+    }
+    sweeper.abort();
+    let backend = Arc::clone(&state.backend);
+    tokio::task::spawn_blocking(move || backend.shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Deletes expired files, tasks, sessions and jobs.
+async fn sweep_forever(state: SharedState) {
+    let mut every = tokio::time::interval(Duration::from_secs(
+        state.config.ttl.sweep_interval_secs.max(1),
+    ));
+    loop {
+        every.tick().await;
+        let files = state.storage.sweep().await;
+        let tasks = state.tasks.sweep();
+        let sessions = state.sessions.sweep();
+        let jobs = state.jobs.sweep();
+        if files + tasks + sessions + jobs > 0 {
+            tracing::debug!(files, tasks, sessions, jobs, "swept expired entries");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Everything a request handler reaches: configuration, backend, stores, outbound client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{ApiKeys, Owner};
+use crate::backend::Backend;
+use crate::config::ServerConfig;
+use crate::fetch::Fetcher;
+use crate::metrics::Metrics;
+use crate::models::ModelRouter;
+use crate::predictions::Jobs;
+use crate::storage::Storage;
+use crate::tasks::registry::TaskRegistry;
+use crate::ws::sessions::Sessions;
+
+pub type SharedState = Arc<AppState>;
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub backend: Arc<dyn Backend>,
+    pub models: ModelRouter,
+    pub keys: ApiKeys,
+    pub storage: Storage,
+    pub tasks: TaskRegistry,
+    pub sessions: Sessions,
+    pub jobs: Jobs,
+    pub fetcher: Fetcher,
+    pub metrics: Metrics,
+    /// Background work (async tasks, webhooks, jobs) that shutdown waits for.
+    pub tracker: TaskTracker,
+    /// Fired when shutdown starts: WebSocket loops stop reading and drain.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Builds the state around a ready backend; opens the storage directory.
+    pub async fn new(
+        config: ServerConfig,
+        backend: Arc<dyn Backend>,
+    ) -> anyhow::Result<SharedState> {
+        let loaded = backend.models().into_iter().map(|m| m.name).collect();
+        let models = ModelRouter::new(config.air_map.clone(), loaded);
+        let storage = Storage::open(&config.storage_dir).await?;
+        let fetcher = Fetcher::new(&config.fetch)?;
+        Ok(Arc::new(Self {
+            keys: ApiKeys::new(config.api_keys.clone()),
+            tasks: TaskRegistry::new(Duration::from_secs(config.ttl.task_retention_secs)),
+            sessions: Sessions::new(
+                Duration::from_secs(config.websocket.resume_window_secs),
+                config.websocket.max_buffered_frames,
+            ),
+            jobs: Jobs::new(Duration::from_secs(config.ttl.task_retention_secs)),
+            metrics: Metrics::new()?,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            models,
+            storage,
+            fetcher,
+            backend,
+            config,
+        }))
+    }
+}
+
+/// The caller of one request: its owner and the base of the URLs handed back to it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub owner: Owner,
+    pub base_url: String,
+}
+
+impl Caller {
+    /// `public_url` when configured, else `http://<Host header>`.
+    pub fn new(state: &AppState, owner: Owner, host: Option<&str>) -> Self {
+        let base_url = match (&state.config.public_url, host) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(host)) if valid_host(host) => format!("http://{host}"),
+            (None, _) => format!("http://{}", state.config.listen),
+        };
+        Self { owner, base_url }
+    }
+
+    pub fn image_url(&self, uuid: &str, extension: &str) -> String {
+        format!("{}/image/{uuid}.{extension}", self.base_url)
+    }
+
+    pub fn file_url(&self, uuid: &str, extension: &str) -> String {
+        format!("{}/files/{uuid}.{extension}", self.base_url)
+    }
+}
+
+/// A Host header fit to be put in a URL (no path, spaces or userinfo smuggled in).
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_header_must_be_a_plain_authority() {
+        assert!(valid_host("127.0.0.1:8787"));
+        assert!(valid_host("[::1]:80"));
+        assert!(valid_host("api.example.com"));
+        assert!(!valid_host("evil.com/path"));
+        assert!(!valid_host("user@evil.com"));
+        assert!(!valid_host(""));
+    }
+}

@@ -1,0 +1,4 @@
+//! The WebSocket API on `GET /v1`.
+
+pub mod connection;
+pub mod sessions;
