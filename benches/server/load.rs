@@ -97,10 +97,11 @@ async fn run() {
         .build()
         .expect("model");
 
-    let mut config = ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.storage_dir = std::env::temp_dir().join(format!("nobg-bench-{}", uuid::Uuid::new_v4()));
-    config.limits.max_tasks_per_request = 64;
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        storage_dir: std::env::temp_dir().join(format!("nobg-bench-{}", uuid::Uuid::new_v4())),
+        ..ServerConfig::default()
+    };
     let server = RunningServer::start(config, Arc::new(RemoverBackend::new(remover.clone())))
         .await
         .expect("server");

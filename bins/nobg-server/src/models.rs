@@ -82,16 +82,26 @@ pub fn default_air_map() -> BTreeMap<String, String> {
 pub struct ModelRouter {
     air_map: BTreeMap<String, String>,
     loaded: Vec<String>,
+    default: String,
 }
 
 impl ModelRouter {
-    pub fn new(air_map: BTreeMap<String, String>, loaded: Vec<String>) -> Self {
+    /// `loaded` in registration order; `default` is the model of requests that name none.
+    pub fn new(air_map: BTreeMap<String, String>, loaded: Vec<String>, default: String) -> Self {
         // AIR ids are matched case-insensitively (`Bria:2@1`).
         let air_map = air_map
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        Self { air_map, loaded }
+        Self {
+            air_map,
+            loaded,
+            default,
+        }
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
     }
 
     /// The loaded model for `model` (`None` = the default model), or `invalidModel` listing the
@@ -153,6 +163,7 @@ mod tests {
         ModelRouter::new(
             default_air_map(),
             loaded.iter().map(|s| (*s).to_owned()).collect(),
+            loaded.first().map(|s| (*s).to_owned()).unwrap_or_default(),
         )
     }
 
@@ -189,7 +200,7 @@ mod tests {
         let err = r.resolve(Some("runware:112@9")).unwrap_err();
         assert_eq!(err.code, "invalidModel");
         assert!(err.message.contains("birefnet-matting"), "{}", err.message);
-        let allowed = err.allowed_values.unwrap();
+        let allowed = err.allowed_values.clone().unwrap();
         assert!(allowed.contains(&"bria:2@1".into()));
         assert!(allowed.contains(&"runware:109@1".into()));
         assert!(!allowed.contains(&"runware:112@9".into()));

@@ -171,6 +171,21 @@ pub async fn create(
             }
         }
     };
+    // Jobs run later, so a full queue is refused here (429) rather than failing the job.
+    let target = model
+        .clone()
+        .unwrap_or_else(|| state.models.default_name().to_owned());
+    let stats = state.backend.stats();
+    if stats
+        .models
+        .iter()
+        .any(|m| m.name == target && m.queue_depth >= m.queue_capacity)
+    {
+        return error_response(PredictionError::new(
+            429,
+            format!("the queue of model '{target}' is full; retry later"),
+        ));
+    }
     let job = Job {
         job_id: uuid::Uuid::new_v4().simple().to_string(),
         status: JobStatus::Pending,
@@ -231,8 +246,8 @@ async fn process(
 ) -> Result<String, String> {
     let input = resolve(state, &prediction.image, "image")
         .await
-        .map_err(|e| e.message)?;
-    require_image(&input.bytes, "image").map_err(|e| e.message)?;
+        .map_err(|e| e.message.clone())?;
+    require_image(&input.bytes, "image").map_err(|e| e.message.clone())?;
     let options = RemoveOptions {
         model,
         format: OutputFormat::Png,
@@ -243,7 +258,7 @@ async fn process(
         .backend
         .remove(input.bytes, options)
         .await
-        .map_err(|e| task_error(&e, "image").message)?;
+        .map_err(|e| task_error(&e, "image").message.clone())?;
     let ttl = Duration::from_secs(state.config.ttl.default_output_secs);
     let id = state
         .storage

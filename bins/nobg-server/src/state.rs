@@ -42,8 +42,15 @@ impl AppState {
         config: ServerConfig,
         backend: Arc<dyn Backend>,
     ) -> anyhow::Result<SharedState> {
-        let loaded = backend.models().into_iter().map(|m| m.name).collect();
-        let models = ModelRouter::new(config.air_map.clone(), loaded);
+        let infos = backend.models();
+        let default = infos
+            .iter()
+            .find(|m| m.is_default)
+            .or(infos.first())
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let loaded = infos.into_iter().map(|m| m.name).collect();
+        let models = ModelRouter::new(config.air_map.clone(), loaded, default);
         let storage = Storage::open(&config.storage_dir).await?;
         let fetcher = Fetcher::new(&config.fetch)?;
         Ok(Arc::new(Self {

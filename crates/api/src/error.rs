@@ -9,10 +9,16 @@ use serde_json::Value;
 /// Where Runware documents the background-removal parameters; error objects link to it.
 const DOCS_BASE: &str = "https://runware.ai/docs/en/tools/remove-background#request-";
 
-/// One error of one task, as Runware sends it.
+/// One error of one task, as Runware sends it. Boxed: it travels in every `Result` of the
+/// parser, and the wire object has a dozen optional fields. Fields are reached through `Deref`.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct TaskError {
+#[serde(transparent)]
+#[error("{}: {}", .0.code, .0.message)]
+pub struct TaskError(Box<TaskErrorBody>);
+
+/// The fields of a [`TaskError`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskErrorBody {
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,10 +46,24 @@ pub struct TaskError {
     pub http_status: u16,
 }
 
+impl std::ops::Deref for TaskError {
+    type Target = TaskErrorBody;
+
+    fn deref(&self) -> &TaskErrorBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TaskError {
+    fn deref_mut(&mut self) -> &mut TaskErrorBody {
+        &mut self.0
+    }
+}
+
 impl TaskError {
     /// A bare error: code, message and HTTP status.
     pub fn new(code: impl Into<String>, message: impl Into<String>, http_status: u16) -> Self {
-        Self {
+        Self(Box::new(TaskErrorBody {
             code: code.into(),
             message: message.into(),
             parameter: None,
@@ -56,7 +76,7 @@ impl TaskError {
             max: None,
             status: None,
             http_status,
-        }
+        }))
     }
 
     /// `invalid<Param>` (400): "Invalid value for '<param>' parameter. <why>", Runware's wording.

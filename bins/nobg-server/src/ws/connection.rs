@@ -234,12 +234,9 @@ impl Connection {
         if self.auth.is_none() {
             if !self.state.keys.is_open() {
                 let (task_type, task_uuid) = task_identity(&task);
-                let err = TaskError::missing_api_key();
-                let err = TaskError {
-                    task_type: None,
-                    ..err
-                }
-                .for_task(task_type.as_deref(), task_uuid.as_deref());
+                let mut err = TaskError::missing_api_key();
+                err.task_type = None;
+                let err = err.for_task(task_type.as_deref(), task_uuid.as_deref());
                 return self.send_now(&Envelope::error(err));
             }
             // Open server: an implicit session, so results still survive a reconnect.

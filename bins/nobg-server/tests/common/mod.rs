@@ -73,10 +73,13 @@ pub fn remover() -> Remover {
 /// The test configuration: loopback only, one key, AIR ids mapped to the tiny model, the local
 /// receiver's address allow-listed.
 pub fn test_config() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.api_keys = vec![KEY.into()];
-    config.storage_dir = std::env::temp_dir().join(format!("nobg-e2e-{}", new_uuid()));
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_keys: vec![KEY.into()],
+        storage_dir: std::env::temp_dir().join(format!("nobg-e2e-{}", new_uuid())),
+        price_per_image: 0.0006,
+        ..ServerConfig::default()
+    };
     for air in ["bria:2@1", "runware:110@1", "runware:112@10"] {
         config.air_map.insert(air.into(), "tiny".into());
     }
@@ -85,7 +88,6 @@ pub fn test_config() -> ServerConfig {
     config.fetch.webhook_initial_backoff_ms = 20;
     config.fetch.webhook_max_backoff_ms = 100;
     config.ttl.sweep_interval_secs = 1;
-    config.price_per_image = 0.0006;
     config
 }
 
