@@ -1,0 +1,221 @@
+//! CPU deformable im2col as a Candle custom op.
+//!
+//! With one offset group every channel samples the same points, so the four corner
+//! indices and bilinear weights (already multiplied by the modulation mask) are computed
+//! once per (tap, output pixel) and then reused for all channels. Filling a column row is
+//! then four gathers and a dot product of four.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
+use half::{bf16, f16};
+use num_traits::{AsPrimitive, Float};
+use rayon::prelude::*;
+
+use super::geometry::Geometry;
+
+/// Builds the columns for output rows `row_start .. row_start + rows` of every batch item:
+/// a `[B, C*kh*kw, rows*Wo]` tensor, f32 for f16/bf16/f32 inputs and f64 for f64 inputs.
+/// Operands are (input, offset, mask), all contiguous.
+pub(crate) struct DeformIm2col {
+    pub geo: Geometry,
+    pub row_start: usize,
+    pub rows: usize,
+}
+
+impl CustomOp3 for DeformIm2col {
+    fn name(&self) -> &'static str {
+        "deform-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_l: &Layout,
+        offset: &CpuStorage,
+        offset_l: &Layout,
+        mask: &CpuStorage,
+        mask_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use CpuStorage as S;
+        let storage = match (input, offset, mask) {
+            (S::F32(i), S::F32(o), S::F32(m)) => S::F32(self.run::<f32, f32>(
+                slice(i, input_l)?,
+                slice(o, offset_l)?,
+                slice(m, mask_l)?,
+            )?),
+            (S::F64(i), S::F64(o), S::F64(m)) => S::F64(self.run::<f64, f64>(
+                slice(i, input_l)?,
+                slice(o, offset_l)?,
+                slice(m, mask_l)?,
+            )?),
+            (S::F16(i), S::F16(o), S::F16(m)) => S::F32(self.run::<f16, f32>(
+                slice(i, input_l)?,
+                slice(o, offset_l)?,
+                slice(m, mask_l)?,
+            )?),
+            (S::BF16(i), S::BF16(o), S::BF16(m)) => S::F32(self.run::<bf16, f32>(
+                slice(i, input_l)?,
+                slice(o, offset_l)?,
+                slice(m, mask_l)?,
+            )?),
+            (i, o, m) => bail!(
+                "deform-im2col: unsupported dtypes {:?}/{:?}/{:?}",
+                i.dtype(),
+                o.dtype(),
+                m.dtype()
+            ),
+        };
+        let g = &self.geo;
+        let shape = Shape::from((g.batch, g.column_rows(), self.rows * g.out_w));
+        Ok((storage, shape))
+    }
+}
+
+fn slice<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) if end <= data.len() => Ok(&data[start..end]),
+        _ => bail!("deform-im2col: operands must be contiguous"),
+    }
+}
+
+/// Where one (tap, output pixel) samples: four flat pixel indices and their weights.
+/// Corners outside the image get weight zero and index zero, so the gather loop has no
+/// branches.
+#[derive(Clone, Copy)]
+struct Sample<A> {
+    index: [u32; 4],
+    weight: [A; 4],
+}
+
+impl<A: Float> Sample<A> {
+    fn zero() -> Self {
+        Self {
+            index: [0; 4],
+            weight: [A::zero(); 4],
+        }
+    }
+}
+
+impl DeformIm2col {
+    fn run<T, A>(&self, input: &[T], offset: &[T], mask: &[T]) -> Result<Vec<A>>
+    where
+        T: AsPrimitive<A> + Send + Sync,
+        A: Float + Send + Sync + 'static,
+    {
+        let g = &self.geo;
+        if self.rows == 0 || self.row_start + self.rows > g.out_h {
+            bail!(
+                "deform-im2col: rows {}..{} outside 0..{}",
+                self.row_start,
+                self.row_start + self.rows,
+                g.out_h
+            );
+        }
+        let taps = g.taps();
+        let plane_in = g.height * g.width;
+        let plane_out = g.out_h * g.out_w;
+        let pixels = self.rows * g.out_w;
+        let cols_per_batch = g.column_rows() * pixels;
+        let expected = [
+            (input.len(), g.batch * g.channels * plane_in),
+            (offset.len(), g.batch * 2 * taps * plane_out),
+            (mask.len(), g.batch * taps * plane_out),
+        ];
+        if expected.iter().any(|(got, want)| got != want) {
+            bail!("deform-im2col: operand sizes {expected:?} do not match the geometry");
+        }
+
+        let mut columns = vec![A::zero(); g.batch * cols_per_batch];
+        let mut samples = vec![Sample::zero(); taps * pixels];
+        for b in 0..g.batch {
+            let offset_b = &offset[b * 2 * taps * plane_out..][..2 * taps * plane_out];
+            let mask_b = &mask[b * taps * plane_out..][..taps * plane_out];
+            samples
+                .par_chunks_mut(pixels)
+                .enumerate()
+                .for_each(|(tap, out)| self.locate_tap(tap, offset_b, mask_b, out));
+
+            let input_b = &input[b * g.channels * plane_in..][..g.channels * plane_in];
+            columns[b * cols_per_batch..][..cols_per_batch]
+                .par_chunks_mut(pixels)
+                .enumerate()
+                .for_each(|(row, out)| {
+                    let (channel, tap) = (row / taps, row % taps);
+                    let plane = &input_b[channel * plane_in..][..plane_in];
+                    let tap_samples = &samples[tap * pixels..][..pixels];
+                    for (o, s) in out.iter_mut().zip(tap_samples) {
+                        let v = |k: usize| -> A { plane[s.index[k] as usize].as_() };
+                        *o = s.weight[0] * v(0)
+                            + s.weight[1] * v(1)
+                            + s.weight[2] * v(2)
+                            + s.weight[3] * v(3);
+                    }
+                });
+        }
+        Ok(columns)
+    }
+
+    /// Fills the samples of one kernel tap for every output pixel of this row band.
+    fn locate_tap<T, A>(&self, tap: usize, offset: &[T], mask: &[T], out: &mut [Sample<A>])
+    where
+        T: AsPrimitive<A>,
+        A: Float + 'static,
+    {
+        let g = &self.geo;
+        let plane_out = g.out_h * g.out_w;
+        let (ki, kj) = (tap / g.kernel_w, tap % g.kernel_w);
+        let dy_plane = &offset[2 * tap * plane_out..][..plane_out];
+        let dx_plane = &offset[(2 * tap + 1) * plane_out..][..plane_out];
+        let mask_plane = &mask[tap * plane_out..][..plane_out];
+        let (height, width) = (to_float::<A>(g.height), to_float::<A>(g.width));
+        let minus_one = -A::one();
+
+        for (q, sample) in out.iter_mut().enumerate() {
+            let oy = self.row_start + q / g.out_w;
+            let ox = q % g.out_w;
+            let at = oy * g.out_w + ox;
+            // The integer part is formed exactly first and the offset added in the compute
+            // type, which is the order torchvision uses, so boundary decisions agree.
+            let base_y = (oy * g.stride + ki * g.dilation) as i64 - g.padding as i64;
+            let base_x = (ox * g.stride + kj * g.dilation) as i64 - g.padding as i64;
+            let y = int_to_float::<A>(base_y) + dy_plane[at].as_();
+            let x = int_to_float::<A>(base_x) + dx_plane[at].as_();
+            // torchvision's rule: the whole sample is zero unless -1 < p < size.
+            if !(y > minus_one && y < height && x > minus_one && x < width) {
+                *sample = Sample::zero();
+                continue;
+            }
+            let m: A = mask_plane[at].as_();
+            let (y0, x0) = (y.floor(), x.floor());
+            let (ly, lx) = (y - y0, x - x0);
+            let (hy, hx) = (A::one() - ly, A::one() - lx);
+            // In range by the test above: -1 <= y0 <= height - 1.
+            let (y0, x0) = (y0.to_i64().unwrap_or(-1), x0.to_i64().unwrap_or(-1));
+            let corners = [
+                (y0, x0, hy * hx),
+                (y0, x0 + 1, hy * lx),
+                (y0 + 1, x0, ly * hx),
+                (y0 + 1, x0 + 1, ly * lx),
+            ];
+            for (k, (cy, cx, w)) in corners.into_iter().enumerate() {
+                let inside =
+                    cy >= 0 && cx >= 0 && (cy as usize) < g.height && (cx as usize) < g.width;
+                if inside {
+                    sample.index[k] = (cy as usize * g.width + cx as usize) as u32;
+                    sample.weight[k] = m * w;
+                } else {
+                    sample.index[k] = 0;
+                    sample.weight[k] = A::zero();
+                }
+            }
+        }
+    }
+}
+
+fn to_float<A: Float>(n: usize) -> A {
+    A::from(n).unwrap_or_else(A::max_value)
+}
+
+fn int_to_float<A: Float>(n: i64) -> A {
+    A::from(n).unwrap_or_else(A::nan)
+}

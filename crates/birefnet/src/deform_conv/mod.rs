@@ -1,0 +1,222 @@
+//! Modulated deformable convolution (DCNv2) with torchvision's `deform_conv2d` semantics,
+//! as used by BiRefNet's deformable ASPP (groups = 1, one offset group).
+//!
+//! For output pixel `(oy, ox)` and kernel tap `(i, j)` the input is sampled at
+//! `(oy*stride - pad + i*dil + dy, ox*stride - pad + j*dil + dx)` with bilinear
+//! interpolation (out-of-image corners read as zero, the whole sample is zero unless
+//! `-1 < p < size` on both axes), multiplied by the mask, and the resulting columns
+//! `[C*kh*kw, Ho*Wo]` are multiplied by the weight `[Cout, C*kh*kw]`.
+//!
+//! Two ways to build the columns: a CPU custom op ([`cpu`]) and a composition of tensor
+//! ops valid on every backend ([`generic`]). The columns are built one band of output
+//! rows at a time so that their size stays under [`DeformConv2dOptions::max_column_bytes`].
+
+mod cpu;
+mod generic;
+mod geometry;
+
+use candle_core::{bail, DType, Result, Tensor};
+
+use geometry::Geometry;
+
+/// Convolution hyper-parameters, the same on both axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeformConv2dConfig {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl Default for DeformConv2dConfig {
+    fn default() -> Self {
+        Self {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        }
+    }
+}
+
+/// Which column builder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Implementation {
+    /// The CPU kernel on CPU tensors, the generic tensor-op path elsewhere.
+    #[default]
+    Auto,
+    /// The CPU custom op; an error for tensors on any other device.
+    CpuKernel,
+    /// Tensor ops only; runs on every device.
+    Generic,
+}
+
+/// Default ceiling on the column buffer of one band of output rows (256 MiB).
+pub const DEFAULT_MAX_COLUMN_BYTES: usize = 256 << 20;
+
+/// How the convolution is executed; the result does not depend on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeformConv2dOptions {
+    pub implementation: Implementation,
+    /// Upper bound on the bytes of columns (and, for the generic path, of its
+    /// intermediates) held at once. The output rows are processed in bands that fit; a
+    /// single output row is always processed even if it alone exceeds the bound.
+    pub max_column_bytes: usize,
+}
+
+impl Default for DeformConv2dOptions {
+    fn default() -> Self {
+        Self {
+            implementation: Implementation::Auto,
+            max_column_bytes: DEFAULT_MAX_COLUMN_BYTES,
+        }
+    }
+}
+
+/// Modulated deformable 2-D convolution, torchvision's
+/// `deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)`.
+///
+/// `input` `[B, C, H, W]`, `offset` `[B, 2*kh*kw, Ho, Wo]` (per tap `(dy, dx)`),
+/// `mask` `[B, kh*kw, Ho, Wo]`, `weight` `[Cout, C, kh, kw]`, `bias` `[Cout]`;
+/// returns `[B, Cout, Ho, Wo]` in the input's dtype. f16 and bf16 are computed in f32.
+pub fn deform_conv2d(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: DeformConv2dConfig,
+) -> Result<Tensor> {
+    deform_conv2d_with(
+        input,
+        offset,
+        mask,
+        weight,
+        bias,
+        cfg,
+        DeformConv2dOptions::default(),
+    )
+}
+
+/// [`deform_conv2d`] with an explicit implementation choice and memory bound.
+pub fn deform_conv2d_with(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: DeformConv2dConfig,
+    opts: DeformConv2dOptions,
+) -> Result<Tensor> {
+    let geo = Geometry::validate(input, offset, mask, weight, bias, cfg)?;
+    let use_cpu_kernel = match opts.implementation {
+        Implementation::Auto => input.device().is_cpu(),
+        Implementation::CpuKernel if input.device().is_cpu() => true,
+        Implementation::CpuKernel => {
+            bail!("deform_conv2d: the CPU kernel was requested for a non-CPU tensor")
+        }
+        Implementation::Generic => false,
+    };
+    let out_dtype = input.dtype();
+    let compute = compute_dtype(out_dtype);
+    let elem_bytes = compute.size_in_bytes();
+    let weight = weight
+        .to_dtype(compute)?
+        .reshape((geo.out_channels, geo.column_rows()))?;
+
+    let bands = if use_cpu_kernel {
+        let (input, offset, mask) = (
+            input.contiguous()?,
+            offset.contiguous()?,
+            mask.contiguous()?,
+        );
+        let band_rows = band_rows(&geo, elem_bytes, 1, opts.max_column_bytes);
+        let mut bands = Vec::new();
+        for (row_start, rows) in row_bands(geo.out_h, band_rows) {
+            let op = cpu::DeformIm2col {
+                geo,
+                row_start,
+                rows,
+            };
+            let columns = input.apply_op3_no_bwd(&offset, &mask, &op)?;
+            let per_batch = (0..geo.batch)
+                .map(|b| columns.get(b))
+                .collect::<Result<Vec<_>>>()?;
+            bands.push(project(&weight, per_batch)?);
+        }
+        bands
+    } else {
+        if compute == DType::F32 && geo.height * geo.width > 1 << 24 {
+            bail!(
+                "deform_conv2d: the generic path indexes pixels with f32 and supports at most \
+                 2^24 pixels per plane, got {}x{}",
+                geo.height,
+                geo.width
+            );
+        }
+        let input =
+            input
+                .to_dtype(compute)?
+                .reshape((geo.batch, geo.channels, geo.height * geo.width))?;
+        let offset = offset.to_dtype(compute)?;
+        let mask = mask.to_dtype(compute)?;
+        // Four corner gathers, their weighted sum and the index tensors are alive at once.
+        let band_rows = band_rows(&geo, elem_bytes, 4, opts.max_column_bytes);
+        let mut bands = Vec::new();
+        for (row_start, rows) in row_bands(geo.out_h, band_rows) {
+            let per_batch = generic::columns(&geo, &input, &offset, &mask, row_start, rows)?;
+            bands.push(project(&weight, per_batch)?);
+        }
+        bands
+    };
+
+    // bands[band][batch] is [Cout, rows*Wo]; join the bands along pixels, stack the batch.
+    let mut per_batch = Vec::with_capacity(geo.batch);
+    for b in 0..geo.batch {
+        let parts = bands.iter().map(|band| &band[b]).collect::<Vec<_>>();
+        per_batch.push(Tensor::cat(&parts, 1)?);
+    }
+    let mut out = Tensor::stack(&per_batch, 0)?.reshape((
+        geo.batch,
+        geo.out_channels,
+        geo.out_h,
+        geo.out_w,
+    ))?;
+    if let Some(bias) = bias {
+        let bias = bias
+            .to_dtype(compute)?
+            .reshape((1, geo.out_channels, 1, 1))?;
+        out = out.broadcast_add(&bias)?;
+    }
+    out.to_dtype(out_dtype)
+}
+
+/// f64 stays f64; everything else is computed in f32.
+fn compute_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
+/// `weight [Cout, C*K] x columns [C*K, P]` for each batch item.
+fn project(weight: &Tensor, columns: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    columns.iter().map(|c| weight.matmul(c)).collect()
+}
+
+/// Output rows per band so that `batch * C*K * rows*Wo * elem_bytes * factor` stays
+/// under `max_bytes`; at least one row.
+fn band_rows(geo: &Geometry, elem_bytes: usize, factor: usize, max_bytes: usize) -> usize {
+    let per_row = geo
+        .batch
+        .saturating_mul(geo.column_rows())
+        .saturating_mul(geo.out_w)
+        .saturating_mul(elem_bytes)
+        .saturating_mul(factor)
+        .max(1);
+    (max_bytes / per_row).clamp(1, geo.out_h)
+}
+
+fn row_bands(total: usize, band: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..total)
+        .step_by(band.max(1))
+        .map(move |start| (start, band.min(total - start)))
+}
