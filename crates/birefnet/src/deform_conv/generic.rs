@@ -38,15 +38,12 @@ pub(crate) fn columns(
     // outside are replaced by 0 so that infinities or NaN offsets cannot leak through the
     // zero weight as NaN.
     let (h, w) = (g.height as f64, g.width as f64);
-    let inside = y
-        .gt(-1.0)?
-        .mul(&y.lt(h)?)?
-        .mul(&x.gt(-1.0)?)?
-        .mul(&x.lt(w)?)?;
+    let inside = all_of(&[y.gt(-1.0)?, y.lt(h)?, x.gt(-1.0)?, x.lt(w)?], dtype)?;
+    let keep = inside.gt(0.5)?;
     let zeros = y.zeros_like()?;
-    let y = inside.where_cond(&y, &zeros)?;
-    let x = inside.where_cond(&x, &zeros)?;
-    let mask = mask.mul(&inside.to_dtype(dtype)?)?;
+    let y = keep.where_cond(&y, &zeros)?;
+    let x = keep.where_cond(&x, &zeros)?;
+    let mask = mask.mul(&inside)?;
 
     let (y0, x0) = (y.floor()?, x.floor()?);
     let (ly, lx) = ((&y - &y0)?, (&x - &x0)?);
@@ -61,12 +58,10 @@ pub(crate) fn columns(
     ] {
         let cy = y0.affine(1.0, dy)?;
         let cx = x0.affine(1.0, dx)?;
-        let valid = cy
-            .ge(0.0)?
-            .mul(&cy.le(h - 1.0)?)?
-            .mul(&cx.ge(0.0)?)?
-            .mul(&cx.le(w - 1.0)?)?
-            .to_dtype(dtype)?;
+        let valid = all_of(
+            &[cy.ge(0.0)?, cy.le(h - 1.0)?, cx.ge(0.0)?, cx.le(w - 1.0)?],
+            dtype,
+        )?;
         let weight = (wy * wx)?.mul(&valid)?.mul(&mask)?;
         // Exact in f32 because the geometry check keeps H*W within u32 and the clamped
         // coordinates are small integers; the product is formed before the cast.
@@ -94,6 +89,20 @@ pub(crate) fn columns(
             None => candle_core::bail!("deform_conv2d: no corners accumulated"),
         })
         .collect()
+}
+
+/// The conjunction of u8 comparison results as 0/1 in `dtype`. Multiplying in the float
+/// type rather than in u8 keeps to the ops every backend implements.
+fn all_of(conditions: &[Tensor], dtype: DType) -> Result<Tensor> {
+    let mut acc: Option<Tensor> = None;
+    for c in conditions {
+        let c = c.to_dtype(dtype)?;
+        acc = Some(match acc {
+            Some(a) => (a * c)?,
+            None => c,
+        });
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("all_of: no conditions".into()))
 }
 
 /// The undeformed sampling grid `[kh*kw, rows*Wo]` for y and for x:
