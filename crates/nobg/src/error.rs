@@ -30,8 +30,8 @@ pub enum NobgError {
         /// The names of the loaded models.
         available: Vec<String>,
     },
-    /// The model failed while running (HTTP 500).
-    #[error("inference failed: {0}")]
+    /// The model, or an image step around it (alpha matting, encoding), failed (HTTP 500).
+    #[error("processing failed: {0}")]
     Inference(String),
     /// The remover is shutting down and accepts no new work (HTTP 503).
     #[error("the background remover is shutting down")]

@@ -12,7 +12,7 @@ pub enum OutputFormat {
     /// PNG, lossless, keeps transparency. The default.
     #[default]
     Png,
-    /// WebP (lossless), keeps transparency.
+    /// WebP (lossy colour at `quality`, lossless alpha), keeps transparency.
     Webp,
     /// JPEG: no transparency, so the cut-out is flattened onto the background colour (white when
     /// the background is transparent).
@@ -143,15 +143,17 @@ pub struct RemoveOptions {
     pub only_mask: bool,
     /// The encoded file's format.
     pub format: OutputFormat,
-    /// JPEG quality, 1..=100 (default 95). WebP output is lossless and ignores it.
+    /// JPEG and WebP quality, 20..=99 (Runware's `outputQuality` range; default 95). PNG
+    /// ignores it.
     pub quality: Option<u8>,
     /// What replaces the background.
     pub background: Background,
     /// Clean the mask up (morphological opening and a small blur, as `rembg`'s `post_process_mask`).
     pub post_process_mask: bool,
-    /// Refine the mask edges with trimap-based alpha matting.
+    /// Refine the mask edges with trimap-based alpha matting (its foreground colours then replace
+    /// the `foreground` option's).
     pub alpha_matting: Option<AlphaMattingParams>,
-    /// Foreground colour estimation for soft edges.
+    /// Foreground colour estimation for soft edges (skipped with `only_mask`).
     pub foreground: Foreground,
     /// When the input has an alpha channel, multiply it into the predicted mask.
     pub preserve_alpha: bool,

@@ -110,7 +110,7 @@ impl Remover {
     /// Do not call this from an async task; use [`Remover::remove_async`] there.
     pub fn remove(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
-        let prepared = pipeline::prepare(input, opts, &self.inner.limits, size)?;
+        let prepared = pipeline::prepare(input, &self.inner.limits, size)?;
         let (tx, rx) = mpsc::sync_channel(1);
         let abandoned = Arc::new(AtomicBool::new(false));
         let reply = Reply::Blocking {
@@ -133,7 +133,7 @@ impl Remover {
             }),
         };
         let logits = received??;
-        pipeline::finish(prepared.image, size, &logits, opts)
+        pipeline::finish(prepared.source, size, &logits, opts)
     }
 
     /// Removes the background of one image from async code without blocking the runtime:
@@ -143,10 +143,8 @@ impl Remover {
     pub async fn remove_async(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
         let limits = self.inner.limits;
-        let owned_opts = Arc::new(opts.clone());
-        let for_prepare = Arc::clone(&owned_opts);
         let prepared = self
-            .on_pool(move || pipeline::prepare(input, &for_prepare, &limits, size))
+            .on_pool(move || pipeline::prepare(input, &limits, size))
             .await??;
         let (tx, rx) = tokio::sync::oneshot::channel();
         model.queue.submit(Job {
@@ -162,8 +160,9 @@ impl Remover {
                 .map_err(|_| worker_gone()),
         };
         let logits = received??;
-        let image = prepared.image;
-        self.on_pool(move || pipeline::finish(image, size, &logits, &owned_opts))
+        let source = prepared.source;
+        let opts = opts.clone();
+        self.on_pool(move || pipeline::finish(source, size, &logits, &opts))
             .await?
     }
 

@@ -90,7 +90,8 @@ pub struct DecodeLimits {
     pub max_width: u32,
     /// Largest height in pixels (default 16384).
     pub max_height: u32,
-    /// Largest `width * height` (default 64 megapixels).
+    /// Largest `width * height` (default 50 megapixels), checked from the file's header before
+    /// the pixels are allocated.
     pub max_pixels: u64,
 }
 
@@ -100,7 +101,7 @@ impl Default for DecodeLimits {
             max_input_bytes: 64 << 20,
             max_width: 16384,
             max_height: 16384,
-            max_pixels: 64_000_000,
+            max_pixels: nobg_matting::decode::DecodeLimits::DEFAULT_MAX_PIXELS,
         }
     }
 }
