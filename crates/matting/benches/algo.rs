@@ -13,9 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use image::imageops::{resize, FilterType};
 use image::{GrayImage, RgbImage};
 use nobg_matting::alpha_matting::{estimate_alpha_cf, make_trimap, ClosedFormParams};
-use nobg_matting::foreground::{
-    blur_fusion, estimate_ml, gray_to_f32, rgb_to_f32, MlParams,
-};
+use nobg_matting::foreground::{blur_fusion, estimate_ml, gray_to_f32, rgb_to_f32, MlParams};
 
 const SIZES: [(&str, u32, u32); 2] = [("1MP", 1155, 866), ("12MP", 4000, 3000)];
 
@@ -27,8 +25,12 @@ fn fixture(file: &str) -> PathBuf {
 
 /// Image and steepened alpha at `w x h`.
 pub fn inputs(w: u32, h: u32) -> (RgbImage, GrayImage) {
-    let image = image::open(fixture("image.png")).expect("coffee image").to_rgb8();
-    let alpha = image::open(fixture("alpha.png")).expect("coffee alpha").to_luma8();
+    let image = image::open(fixture("image.png"))
+        .expect("coffee image")
+        .to_rgb8();
+    let alpha = image::open(fixture("alpha.png"))
+        .expect("coffee alpha")
+        .to_luma8();
     let image = resize(&image, w, h, FilterType::Triangle);
     let mut alpha = resize(&alpha, w, h, FilterType::Triangle);
     for v in alpha.iter_mut() {
@@ -55,14 +57,22 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function("multilevel", |b| {
             b.iter(|| {
-                estimate_ml(black_box(&image_f), black_box(&alpha_f), &MlParams::default())
-                    .expect("estimate_ml")
+                estimate_ml(
+                    black_box(&image_f),
+                    black_box(&alpha_f),
+                    &MlParams::default(),
+                )
+                .expect("estimate_ml")
             })
         });
         group.bench_function("closed_form", |b| {
             b.iter(|| {
-                estimate_alpha_cf(black_box(&image), black_box(&trimap), &ClosedFormParams::default())
-                    .expect("closed form")
+                estimate_alpha_cf(
+                    black_box(&image),
+                    black_box(&trimap),
+                    &ClosedFormParams::default(),
+                )
+                .expect("closed form")
             })
         });
         group.finish();

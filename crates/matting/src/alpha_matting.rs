@@ -34,7 +34,8 @@ pub enum Preconditioner {
     Jacobi,
     /// Thresholded incomplete Cholesky: tens of iterations.
     IncompleteCholesky {
-        /// Factor entries below this magnitude are dropped. pymatting: 1e-4.
+        /// Factor entries below this magnitude are dropped. Default 1e-3 (pymatting: 1e-4, which
+        /// needs fewer iterations but costs more to factorise: 1.6 s against 1.2 s at 1 MP here).
         drop_threshold: f64,
         /// At most this many entries below the diagonal per factor column (memory bound).
         max_fill: usize,
@@ -65,7 +66,7 @@ impl Default for ClosedFormParams {
             rtol: 1e-7,
             max_iterations: 10_000,
             preconditioner: Preconditioner::IncompleteCholesky {
-                drop_threshold: 1e-4,
+                drop_threshold: 1e-3,
                 max_fill: 64,
             },
         }
@@ -134,7 +135,9 @@ pub fn refine(
     );
     match (alpha_u8, fg_u8) {
         (Some(a), Some(f)) => Ok((a, f)),
-        _ => Err(MattingError::Other("output buffer of the wrong length".into())),
+        _ => Err(MattingError::Other(
+            "output buffer of the wrong length".into(),
+        )),
     }
 }
 
@@ -219,7 +222,11 @@ pub fn estimate_alpha_cf(
         ),
     };
     if let Precondition::Cholesky(ic) = &pre {
-        tracing::debug!(unknown, factor_nnz = ic.nnz(), "alpha matting: preconditioner ready");
+        tracing::debug!(
+            unknown,
+            factor_nnz = ic.nnz(),
+            "alpha matting: preconditioner ready"
+        );
     }
     let (x, iterations) = cg::solve(&sys, &pre, params.rtol, params.max_iterations)?;
     tracing::debug!(unknown, iterations, "alpha matting: solved");

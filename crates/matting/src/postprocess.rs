@@ -77,17 +77,14 @@ fn gaussian(src: &[u8], w: usize, h: usize) -> Vec<f64> {
     kernel.iter_mut().for_each(|k| *k /= total);
 
     let mut vertical = vec![0.0f64; w * h];
-    vertical
-        .par_chunks_mut(w)
-        .enumerate()
-        .for_each(|(y, row)| {
-            for (k, &wk) in kernel.iter().enumerate() {
-                let sy = reflect(y as isize + k as isize - RADIUS as isize, h);
-                for (o, &v) in row.iter_mut().zip(&src[sy * w..(sy + 1) * w]) {
-                    *o += wk * f64::from(v);
-                }
+    vertical.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (k, &wk) in kernel.iter().enumerate() {
+            let sy = reflect(y as isize + k as isize - RADIUS as isize, h);
+            for (o, &v) in row.iter_mut().zip(&src[sy * w..(sy + 1) * w]) {
+                *o += wk * f64::from(v);
             }
-        });
+        }
+    });
     let cols: Vec<usize> = (0..w + 2 * RADIUS)
         .map(|i| reflect(i as isize - RADIUS as isize, w))
         .collect();

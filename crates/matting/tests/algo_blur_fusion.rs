@@ -15,7 +15,11 @@ fn matches_birefnet_refine_foreground() {
         let want = rgb(matting_fixture(name, "fg_blur_fusion.png"));
         let got = blur_fusion(&image, &alpha).expect("blur fusion");
         let (max, n) = u8_diff(got.as_raw(), want.as_raw());
-        assert!(max <= 1, "{name}: max difference {max} levels ({n} values differ)");
+        eprintln!("{name}: max difference {max} levels, {n} values differ");
+        assert!(
+            max <= 1,
+            "{name}: max difference {max} levels ({n} values differ)"
+        );
     }
 }
 
@@ -25,7 +29,11 @@ fn refuses_alpha_of_another_size() {
     let alpha = image::GrayImage::new(6, 8);
     assert!(matches!(
         blur_fusion(&image, &alpha),
-        Err(MattingError::SizeMismatch { got_width: 6, got_height: 8, .. })
+        Err(MattingError::SizeMismatch {
+            got_width: 6,
+            got_height: 8,
+            ..
+        })
     ));
 }
 
@@ -39,7 +47,10 @@ fn refuses_an_empty_window() {
     };
     assert!(matches!(
         blur_fusion_f32(&image, &alpha, &params),
-        Err(MattingError::InvalidParameter { name: "first_window", .. })
+        Err(MattingError::InvalidParameter {
+            name: "first_window",
+            ..
+        })
     ));
 }
 

@@ -1,17 +1,21 @@
 //! Closed-form alpha against pymatting's `estimate_alpha_cf` on a crop of the coffee photo
 //! (`fixtures/algo/cf_coffee_crop.npy`, trimap built as rembg does).
 //!
-//! Tolerance 2e-3: pymatting and this crate both stop conjugate gradients at a relative residual
+//! Tolerance 5e-4: pymatting and this crate both stop conjugate gradients at a relative residual
 //! of 1e-7, but from different preconditioners, so each lands on a different point of the
-//! residual ball. With epsilon 1e-7 the system is badly conditioned and that ball is about 1e-4
-//! wide in alpha (pymatting's own Jacobi- and Cholesky-preconditioned runs of this crop differ by
-//! that much); 2e-3 leaves margin while still failing any wrong Laplacian entry, which moves alpha
-//! by whole hundredths.
+//! residual ball. With epsilon 1e-7 the system is badly conditioned: pymatting's own Jacobi- and
+//! Cholesky-preconditioned solves of the full coffee trimap differ by 1.6e-4. On this crop the
+//! measured difference is about 4e-6 (incomplete Cholesky) and 1.2e-5 (Jacobi); a wrong
+//! Laplacian entry moves alpha by hundredths.
 
 mod algo_support;
 
-use algo_support::{algo_fixture, crop_gray, crop_rgb, gray, matting_fixture, max_abs_diff, npy, rgb};
-use nobg_matting::alpha_matting::{estimate_alpha_cf, make_trimap, ClosedFormParams, Preconditioner};
+use algo_support::{
+    algo_fixture, crop_gray, crop_rgb, gray, matting_fixture, max_abs_diff, npy, rgb,
+};
+use nobg_matting::alpha_matting::{
+    estimate_alpha_cf, make_trimap, ClosedFormParams, Preconditioner,
+};
 use nobg_matting::MattingError;
 
 /// `CF_CROP` of `make_fixtures.py`.
@@ -30,7 +34,8 @@ fn check(params: &ClosedFormParams) {
     assert_eq!(shape, [u64::from(image.height()), u64::from(image.width())]);
     let got = estimate_alpha_cf(&image, &trimap, params).expect("estimate_alpha_cf");
     let diff = max_abs_diff(got.as_raw(), &want);
-    assert!(diff <= 2e-3, "{params:?}: max difference {diff:e}");
+    eprintln!("{:?}: max difference {diff:e}", params.preconditioner);
+    assert!(diff <= 5e-4, "{params:?}: max difference {diff:e}");
 }
 
 #[test]

@@ -14,11 +14,16 @@ fn matches_pymatting_estimate_foreground_ml() {
         let alpha = gray(matting_fixture(name, "alpha.png"));
         let (want, shape) = npy::<f32>(matting_fixture(name, "fg_ml.npy"));
         assert_eq!(shape, [image.height() as u64, image.width() as u64, 3]);
-        let got = estimate_ml(&rgb_to_f32(&image), &gray_to_f32(&alpha), &MlParams::default())
-            .expect("estimate_ml");
+        let got = estimate_ml(
+            &rgb_to_f32(&image),
+            &gray_to_f32(&alpha),
+            &MlParams::default(),
+        )
+        .expect("estimate_ml");
         let got: Vec<f64> = got.as_raw().iter().map(|&v| f64::from(v)).collect();
         let want: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
         let diff = max_abs_diff(&got, &want);
+        eprintln!("{name}: max difference {diff:e}");
         assert!(diff <= 2e-3, "{name}: max difference {diff:e}");
     }
 }
@@ -33,7 +38,10 @@ fn refuses_zero_regularization() {
     };
     assert!(matches!(
         estimate_ml(&image, &alpha, &params),
-        Err(MattingError::InvalidParameter { name: "regularization", .. })
+        Err(MattingError::InvalidParameter {
+            name: "regularization",
+            ..
+        })
     ));
 }
 

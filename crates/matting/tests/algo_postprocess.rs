@@ -17,8 +17,14 @@ fn check(input: image::GrayImage, reference: &str) {
 
 #[test]
 fn soft_alphas_match_rembg() {
-    check(gray(matting_fixture("coffee", "alpha.png")), "postprocess_coffee.png");
-    check(gray(matting_fixture("astronaut", "alpha.png")), "postprocess_astronaut.png");
+    check(
+        gray(matting_fixture("coffee", "alpha.png")),
+        "postprocess_coffee.png",
+    );
+    check(
+        gray(matting_fixture("astronaut", "alpha.png")),
+        "postprocess_astronaut.png",
+    );
 }
 
 #[test]
@@ -32,5 +38,8 @@ fn output_is_binary_and_removes_isolated_specks() {
     let mut mask = image::GrayImage::new(40, 30);
     mask.put_pixel(20, 15, image::Luma([255]));
     let out = post_process_mask(&mask);
-    assert!(out.as_raw().iter().all(|&v| v == 0), "a lone pixel survives the opening");
+    assert!(
+        out.as_raw().iter().all(|&v| v == 0),
+        "a lone pixel survives the opening"
+    );
 }

@@ -23,11 +23,22 @@ fn matches_rembg_alpha_matting_cutout() {
 
     let want_alpha = gray(algo_fixture("refine_coffee_crop_alpha.png"));
     let (max, n) = u8_diff(alpha.as_raw(), want_alpha.as_raw());
+    eprintln!(
+        "alpha: max difference {max}, {n} of {} values differ",
+        alpha.len()
+    );
     assert!(max <= 1, "alpha: max difference {max} ({n} values differ)");
 
     let want_fg = rgb(algo_fixture("refine_coffee_crop_fg.png"));
     let (max, n) = u8_diff(fg.as_raw(), want_fg.as_raw());
-    assert!(max <= 2, "foreground: max difference {max} ({n} values differ)");
+    eprintln!(
+        "foreground: max difference {max}, {n} of {} values differ",
+        fg.len()
+    );
+    assert!(
+        max <= 2,
+        "foreground: max difference {max} ({n} values differ)"
+    );
 }
 
 #[test]

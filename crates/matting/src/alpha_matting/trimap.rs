@@ -69,7 +69,11 @@ fn erode(bits: &[bool], w: usize, h: usize, s: usize, border: bool) -> Vec<bool>
     for y in 0..h {
         let (done, next) = misses.split_at_mut((y + 1) * w);
         let prev = &done[y * w..];
-        for ((n, &p), &b) in next[..w].iter_mut().zip(prev).zip(&rows[y * w..(y + 1) * w]) {
+        for ((n, &p), &b) in next[..w]
+            .iter_mut()
+            .zip(prev)
+            .zip(&rows[y * w..(y + 1) * w])
+        {
             *n = p + u32::from(!b);
         }
     }
@@ -91,7 +95,14 @@ fn erode(bits: &[bool], w: usize, h: usize, s: usize, border: bool) -> Vec<bool>
 }
 
 /// Whether the window `x - before ..= x + after` holds no miss; `misses` is a prefix count.
-fn window_all(misses: &[u32], x: usize, before: usize, after: usize, w: usize, border: bool) -> bool {
+fn window_all(
+    misses: &[u32],
+    x: usize,
+    before: usize,
+    after: usize,
+    w: usize,
+    border: bool,
+) -> bool {
     let lo = x as isize - before as isize;
     let hi = x + after;
     if (lo < 0 || hi >= w) && !border {

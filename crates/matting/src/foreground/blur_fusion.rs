@@ -78,7 +78,7 @@ fn fusion_pass(
     k: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     // Channels: alpha, F * alpha (3), B * (1 - alpha) (3), all blurred in one sweep.
-    let blurred = box_filter_rows(w, h, 7, k, |y, row| {
+    let blurred = box_filter_rows::<7, _>(w, h, k, |y, row| {
         for x in 0..w {
             let p = y * w + x;
             let a = alpha[p];
@@ -93,19 +93,22 @@ fn fusion_pass(
     let mut new_fg = vec![0.0f32; w * h * 3];
     let mut blurred_bg = vec![0.0f32; w * h * 3];
     new_fg
-        .par_chunks_mut(3)
-        .zip(blurred_bg.par_chunks_mut(3))
-        .zip(blurred.par_chunks(7))
+        .par_chunks_mut(w * 3)
+        .zip(blurred_bg.par_chunks_mut(w * 3))
         .enumerate()
-        .for_each(|(p, ((f_out, b_out), s))| {
-            let a = alpha[p];
-            let ba = s[0];
-            for c in 0..3 {
-                let bf = s[1 + c] / (ba + 1e-5);
-                let bb = s[4 + c] / ((1.0 - ba) + 1e-5);
-                let f = bf + a * (image[p * 3 + c] - a * bf - (1.0 - a) * bb);
-                f_out[c] = f.clamp(0.0, 1.0);
-                b_out[c] = bb;
+        .for_each(|(y, (f_row, b_row))| {
+            for x in 0..w {
+                let p = y * w + x;
+                let s = &blurred[p * 7..p * 7 + 7];
+                let a = alpha[p];
+                let ba = s[0];
+                for c in 0..3 {
+                    let bf = s[1 + c] / (ba + 1e-5);
+                    let bb = s[4 + c] / ((1.0 - ba) + 1e-5);
+                    let f = bf + a * (image[p * 3 + c] - a * bf - (1.0 - a) * bb);
+                    f_row[x * 3 + c] = f.clamp(0.0, 1.0);
+                    b_row[x * 3 + c] = bb;
+                }
             }
         });
     (new_fg, blurred_bg)

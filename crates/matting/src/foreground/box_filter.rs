@@ -22,34 +22,33 @@ pub(crate) fn reflect101(p: isize, n: usize) -> usize {
     (if q >= n { period - q } else { q }) as usize
 }
 
-/// Box-filters a `channels`-channel interleaved image of `width x height` pixels whose rows are
-/// produced on demand by `fill_row(y, row)` (`row.len() == width * channels`), so callers can
-/// filter products such as `F * alpha` without materialising them.
-pub(crate) fn box_filter_rows<F>(
+/// Box-filters a `C`-channel interleaved image of `width x height` pixels whose rows are
+/// produced on demand by `fill_row(y, row)` (`row.len() == width * C`), so callers can filter
+/// products such as `F * alpha` without materialising them.
+pub(crate) fn box_filter_rows<const C: usize, F>(
     width: usize,
     height: usize,
-    channels: usize,
     k: usize,
     fill_row: F,
 ) -> Vec<f32>
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
-    let stride = width * channels;
+    let stride = width * C;
     let mut out = vec![0.0f32; stride * height];
     if stride == 0 || height == 0 || k == 0 {
         return out;
     }
-    let before = (k / 2) as isize;
+    let before = k / 2;
     let scale = 1.0 / (k * k) as f64;
-    // Enough bands to keep every thread busy, each tall enough that priming its ring (k rows)
-    // stays a small part of its work.
+    // One band per thread: each band first primes its ring with k - 1 rows, so fewer, taller
+    // bands waste less.
     let threads = rayon::current_num_threads().max(1);
-    let band = height.div_ceil(threads * 2).max(2 * k).max(16);
+    let band = height.div_ceil(threads).max(k).max(16);
 
-    // Horizontal indices of the window around each x, resolved once for all rows.
-    let col_idx: Vec<usize> = (0..width + k)
-        .map(|i| reflect101(i as isize - before - 1, width))
+    // Source column of each padded position, resolved once for all rows.
+    let col_idx: Vec<usize> = (0..width + k - 1)
+        .map(|i| reflect101(i as isize - before as isize, width))
         .collect();
 
     out.par_chunks_mut(stride * band)
@@ -57,27 +56,29 @@ where
         .for_each(|(band_no, out_band)| {
             let y0 = band_no * band;
             let rows = out_band.len() / stride;
+            // Source row, padded by the mirrored columns the windows reach past either edge.
             let mut src = vec![0.0f32; stride];
+            let mut padded = vec![0.0f32; (width + k - 1) * C];
             let mut ring = vec![0.0f64; stride * k];
             let mut acc = vec![0.0f64; stride];
             // Input row t (t = 0.. for this band) is source row y0 + t - before, mirrored.
             for t in 0..rows + k - 1 {
-                let y = reflect101((y0 + t) as isize - before, height);
+                let y = reflect101((y0 + t) as isize - before as isize, height);
                 fill_row(y, &mut src);
-                let slot = &mut ring[(t % k) * stride..(t % k + 1) * stride];
-                horizontal_sums(&src, channels, k, &col_idx, slot);
-                for (a, s) in acc.iter_mut().zip(slot.iter()) {
+                pad_row::<C>(&src, &col_idx, &mut padded);
+                let slot = t % k;
+                let ring_new = &mut ring[slot * stride..(slot + 1) * stride];
+                horizontal_sums::<C>(&padded, k, ring_new);
+                for (a, s) in acc.iter_mut().zip(ring_new.iter()) {
                     *a += *s;
                 }
                 if t + 1 >= k {
                     let oy = t + 1 - k;
                     let dst = &mut out_band[oy * stride..(oy + 1) * stride];
-                    for (d, a) in dst.iter_mut().zip(acc.iter()) {
-                        *d = (*a * scale) as f32;
-                    }
                     let oldest = &ring[((t + 1) % k) * stride..((t + 1) % k + 1) * stride];
-                    for (a, s) in acc.iter_mut().zip(oldest.iter()) {
-                        *a -= *s;
+                    for ((d, a), o) in dst.iter_mut().zip(acc.iter_mut()).zip(oldest) {
+                        *d = (*a * scale) as f32;
+                        *a -= *o;
                     }
                 }
             }
@@ -85,21 +86,32 @@ where
     out
 }
 
-/// Sliding window sums of one row: `dst[x] = sum of src over the window around x`, per channel.
-/// `col_idx[i]` is the mirrored column of `x = i - before - 1`.
-fn horizontal_sums(src: &[f32], channels: usize, k: usize, col_idx: &[usize], dst: &mut [f64]) {
-    let width = dst.len() / channels;
-    for c in 0..channels {
-        let mut s = 0.0f64;
-        // Window of x = 0 is col_idx[1..=k].
-        for &i in &col_idx[1..=k] {
-            s += src[i * channels + c] as f64;
+/// Copies a row into `padded` with the mirrored pixels the windows reach past either edge, so
+/// the sliding sums need no index arithmetic.
+fn pad_row<const C: usize>(src: &[f32], col_idx: &[usize], padded: &mut [f32]) {
+    for (dst, &sx) in padded.chunks_exact_mut(C).zip(col_idx) {
+        dst.copy_from_slice(&src[sx * C..(sx + 1) * C]);
+    }
+}
+
+/// Sliding window sums of one padded row, all channels at once: `dst[x] = sum of
+/// padded[x ..= x + k - 1]`.
+fn horizontal_sums<const C: usize>(padded: &[f32], k: usize, dst: &mut [f64]) {
+    let width = dst.len() / C;
+    let mut s = [0.0f64; C];
+    for px in padded[..k * C].chunks_exact(C) {
+        for c in 0..C {
+            s[c] += f64::from(px[c]);
         }
-        dst[c] = s;
-        for x in 1..width {
-            s += src[col_idx[x + k] * channels + c] as f64 - src[col_idx[x] * channels + c] as f64;
-            dst[x * channels + c] = s;
+    }
+    dst[..C].copy_from_slice(&s);
+    for x in 1..width {
+        let add = &padded[(x + k - 1) * C..(x + k) * C];
+        let sub = &padded[(x - 1) * C..x * C];
+        for c in 0..C {
+            s[c] += f64::from(add[c]) - f64::from(sub[c]);
         }
+        dst[x * C..(x + 1) * C].copy_from_slice(&s);
     }
 }
 
@@ -143,7 +155,7 @@ mod tests {
             .map(|i| ((i * 7919) % 251) as f32 / 251.0)
             .collect();
         for k in [1, 2, 6, 9, 30, 90] {
-            let fast = box_filter_rows(w, h, c, k, |y, row| {
+            let fast = box_filter_rows::<2, _>(w, h, k, |y, row| {
                 row.copy_from_slice(&src[y * w * c..(y + 1) * w * c])
             });
             let slow = naive(&src, w, h, c, k);

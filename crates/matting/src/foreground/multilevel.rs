@@ -106,7 +106,10 @@ pub fn estimate_ml(
             .collect();
         (w_prev, h_prev) = (w, h);
     }
-    let fg: Vec<f32> = prev.chunks_exact(FB).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let fg: Vec<f32> = prev
+        .chunks_exact(FB)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
     Rgb32FImage::from_raw(w0 as u32, h0 as u32, fg)
         .ok_or_else(|| MattingError::Other("multi-level estimate has the wrong length".into()))
 }

@@ -52,7 +52,10 @@ pub fn u8_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
 /// Largest absolute difference between two float buffers.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "buffer lengths");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// `(x0, y0, x1, y1)` crop, as the fixture script slices `a[y0:y1, x0:x1]`.
