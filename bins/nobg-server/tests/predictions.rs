@@ -78,17 +78,15 @@ async fn create_poll_and_fetch_the_output() {
     );
     let (code, png) = srv.get_bytes(url).await;
     assert_eq!(code, 200);
-    let expected = remover()
-        .remove(
-            nobg::Input::Bytes(img),
-            &nobg::RemoveOptions {
-                format: nobg::OutputFormat::Png,
-                preserve_alpha: true,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .encoded;
+    let expected = reference(
+        &img,
+        nobg::RemoveOptions {
+            format: nobg::OutputFormat::Png,
+            preserve_alpha: true,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(png, expected);
     srv.stop().await;
 }

@@ -4,16 +4,8 @@
 mod common;
 
 use common::*;
-use nobg::{Background, Input, OutputFormat, RemoveOptions};
+use nobg::{Background, OutputFormat, RemoveOptions};
 use serde_json::json;
-
-/// What `Remover::remove` gives for `image` with `opts`: the reference for the server's bytes.
-fn reference(image: &[u8], opts: RemoveOptions) -> Vec<u8> {
-    remover()
-        .remove(Input::Bytes(image.to_vec()), &opts)
-        .expect("library removal")
-        .encoded
-}
 
 #[tokio::test]
 async fn url_output_serves_the_library_result_with_the_documented_item() {
@@ -43,7 +35,8 @@ async fn url_output_serves_the_library_result_with_the_documented_item() {
             quality: Some(95),
             ..Default::default()
         },
-    );
+    )
+    .await;
     assert_eq!(
         bytes, expected,
         "server output differs from Remover::remove"
@@ -93,6 +86,7 @@ async fn output_types_formats_and_quality() {
                 ..Default::default()
             }
         )
+        .await
     );
     assert_eq!(describe(&jpg), (600, 400, image::ColorType::Rgb8));
 
@@ -114,6 +108,7 @@ async fn output_types_formats_and_quality() {
                 ..Default::default()
             }
         )
+        .await
     );
     assert_eq!(
         image::guess_format(&webp).unwrap(),
@@ -138,8 +133,8 @@ async fn output_types_formats_and_quality() {
         )
         .await;
     let low = unb64(body["data"][0]["imageBase64Data"].as_str().unwrap());
-    assert_eq!(low, jpg_at(20));
-    assert!(low.len() < jpg_at(99).len());
+    assert_eq!(low, jpg_at(20).await);
+    assert!(low.len() < jpg_at(99).await.len());
     srv.stop().await;
 }
 
@@ -155,7 +150,8 @@ async fn settings_nested_or_flat_and_provider_settings_reach_the_pipeline() {
             format: OutputFormat::Png,
             ..Default::default()
         },
-    );
+    )
+    .await;
     let expected_rgba = reference(
         &img,
         RemoveOptions {
@@ -170,7 +166,8 @@ async fn settings_nested_or_flat_and_provider_settings_reach_the_pipeline() {
             preserve_alpha: true,
             ..Default::default()
         },
-    );
+    )
+    .await;
 
     let nested = json!({"taskType":"removeBackground","taskUUID":new_uuid(),"inputImage":raw,"outputType":"base64Data",
         "outputFormat":"PNG","settings":{"returnOnlyMask":true}});
@@ -219,7 +216,8 @@ async fn inputs_by_url_upload_uuid_and_previous_output() {
             quality: Some(95),
             ..Default::default()
         },
-    );
+    )
+    .await;
     let by_url = json!({"taskType":"removeBackground","taskUUID":new_uuid(),"inputs":{"image":origin.url("/photo.jpg")},
         "outputType":"base64Data","outputFormat":"PNG"});
     let by_uuid = json!({"taskType":"removeBackground","taskUUID":new_uuid(),"inputImage":uploaded,

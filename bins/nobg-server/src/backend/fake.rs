@@ -81,9 +81,16 @@ impl Backend for Arc<FakeBackend> {
             } else {
                 DynamicImage::ImageRgba8(cutout.clone())
             };
-            to_encode
-                .write_to(&mut Cursor::new(&mut encoded), target)
-                .map_err(|e| NobgError::Inference(e.to_string()))?;
+            let written = match (target, options.quality) {
+                (ImageFormat::Jpeg, Some(q)) => to_encode.write_with_encoder(
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(
+                        &mut Cursor::new(&mut encoded),
+                        q,
+                    ),
+                ),
+                _ => to_encode.write_to(&mut Cursor::new(&mut encoded), target),
+            };
+            written.map_err(|e| NobgError::Inference(e.to_string()))?;
             Ok(RemoveOutput {
                 encoded,
                 format: options.format,
@@ -97,7 +104,8 @@ impl Backend for Arc<FakeBackend> {
 
     fn models(&self) -> Vec<ModelInfo> {
         vec![ModelInfo {
-            name: "fake".into(),
+            // Named like the test model, so AIR maps written for it work with the fake too.
+            name: "tiny".into(),
             config: "tiny".into(),
             spec: ModelSpec::Synthetic {
                 config: "tiny".into(),

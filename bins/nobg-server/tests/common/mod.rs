@@ -51,6 +51,28 @@ pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The backend under test: the real remover with the tiny synthetic model, or the fake one
+/// when `NOBG_E2E_FAKE_BACKEND=1` (protocol checks while the pipeline is being reworked).
+pub fn backend() -> Arc<dyn Backend> {
+    static FAKE: OnceLock<Arc<nobg_server::backend::fake::FakeBackend>> = OnceLock::new();
+    if std::env::var("NOBG_E2E_FAKE_BACKEND").is_ok_and(|v| v == "1") {
+        return Arc::new(Arc::clone(
+            FAKE.get_or_init(nobg_server::backend::fake::FakeBackend::new),
+        ));
+    }
+    Arc::new(RemoverBackend::new(remover()))
+}
+
+/// What the backend itself gives for `image` with `opts`, bypassing the server: the
+/// reference the server's bytes must equal.
+pub async fn reference(image: &[u8], opts: nobg::RemoveOptions) -> Vec<u8> {
+    backend()
+        .remove(image.to_vec(), opts)
+        .await
+        .expect("direct removal")
+        .encoded
+}
+
 /// One remover for the whole test binary: the tiny synthetic model (no download).
 pub fn remover() -> Remover {
     static REMOVER: OnceLock<Remover> = OnceLock::new();
@@ -102,7 +124,7 @@ impl TestServer {
     }
 
     pub async fn with_config(config: ServerConfig) -> Self {
-        Self::with_backend(config, Arc::new(RemoverBackend::new(remover()))).await
+        Self::with_backend(config, backend()).await
     }
 
     pub async fn with_backend(config: ServerConfig, backend: Arc<dyn Backend>) -> Self {
