@@ -253,7 +253,13 @@ fn jpeg_ycck_converts_inks_to_rgb() {
 #[test]
 fn webp_lossless_with_alpha_is_exact() {
     let src = gradient_rgba(41, 17);
-    let bytes = webp::Encoder::from_rgba(src.as_raw(), 41, 17).encode_lossless();
+    // `exact` keeps the colour of fully transparent pixels, which libwebp drops by default.
+    let mut config = webp::WebPConfig::new().expect("libwebp config");
+    config.lossless = 1;
+    config.exact = 1;
+    let bytes = webp::Encoder::from_rgba(src.as_raw(), 41, 17)
+        .encode_advanced(&config)
+        .expect("lossless webp");
     let got = decode_ok(&bytes);
     assert_eq!(got.format, InputFormat::Webp);
     let (rgb, alpha) = split(&src);
