@@ -1,0 +1,120 @@
+//! The decoder's attention: ASPP with modulated deformable convolutions (`ASPPDeformable`).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
+
+use crate::deform_conv::{deform_conv2d, DeformConv2dConfig};
+use crate::ops::{global_avg_pool, resize_bilinear, BatchNorm2d};
+use crate::trace::Trace;
+
+/// Channels of every ASPP branch (`in_channelster` in the reference).
+const BRANCH_CHANNELS: usize = 256;
+
+/// `DeformableConv2d`: offsets and a modulator predicted by plain convolutions, then a
+/// modulated deformable convolution with the `regular_conv` weight (no bias).
+#[derive(Debug, Clone)]
+pub struct DeformableConv2d {
+    offset_conv: Conv2d,
+    modulator_conv: Conv2d,
+    weight: Tensor,
+    padding: usize,
+}
+
+impl DeformableConv2d {
+    pub fn new(in_c: usize, out_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
+        let padding = kernel / 2;
+        let cfg = Conv2dConfig {
+            padding,
+            ..Default::default()
+        };
+        Ok(Self {
+            offset_conv: conv2d(in_c, 2 * kernel * kernel, kernel, cfg, vb.pp("offset_conv"))?,
+            modulator_conv: conv2d(in_c, kernel * kernel, kernel, cfg, vb.pp("modulator_conv"))?,
+            weight: vb.get((out_c, in_c, kernel, kernel), "regular_conv.weight")?,
+            padding,
+        })
+    }
+}
+
+impl Module for DeformableConv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let offset = self.offset_conv.forward(x)?;
+        let modulator = (candle_nn::ops::sigmoid(&self.modulator_conv.forward(x)?)? * 2.0)?;
+        let cfg = DeformConv2dConfig {
+            stride: 1,
+            padding: self.padding,
+            dilation: 1,
+        };
+        deform_conv2d(x, &offset, &modulator, &self.weight, None, cfg)
+    }
+}
+
+/// `_ASPPModuleDeformable`: deformable conv -> BatchNorm -> ReLU.
+#[derive(Debug, Clone)]
+pub struct AsppBranch {
+    atrous_conv: DeformableConv2d,
+    bn: BatchNorm2d,
+}
+
+impl AsppBranch {
+    pub fn new(in_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            atrous_conv: DeformableConv2d::new(in_c, BRANCH_CHANNELS, kernel, vb.pp("atrous_conv"))?,
+            bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("bn"))?,
+        })
+    }
+
+    fn forward_traced(&self, x: &Tensor, trace: &mut Trace, name: &str) -> Result<Tensor> {
+        let y = self.atrous_conv.forward(x)?;
+        trace.record(name, &y);
+        self.bn.forward(&y)?.relu()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AsppDeformable {
+    aspp1: AsppBranch,
+    /// Kernels 1, 3 and 7.
+    aspp_deforms: Vec<AsppBranch>,
+    pool_conv: Conv2d,
+    pool_bn: BatchNorm2d,
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+}
+
+impl AsppDeformable {
+    const KERNELS: [usize; 3] = [1, 3, 7];
+
+    pub fn new(in_c: usize, vb: VarBuilder) -> Result<Self> {
+        let aspp_deforms = Self::KERNELS
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| AsppBranch::new(in_c, k, vb.pp("aspp_deforms").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let branches = 2 + Self::KERNELS.len();
+        Ok(Self {
+            aspp1: AsppBranch::new(in_c, 1, vb.pp("aspp1"))?,
+            aspp_deforms,
+            pool_conv: conv2d_no_bias(in_c, BRANCH_CHANNELS, 1, Default::default(), vb.pp("global_avg_pool.1"))?,
+            pool_bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("global_avg_pool.2"))?,
+            conv1: conv2d_no_bias(BRANCH_CHANNELS * branches, in_c, 1, Default::default(), vb.pp("conv1"))?,
+            bn1: BatchNorm2d::new(in_c, vb.pp("bn1"))?,
+        })
+    }
+
+    /// Records the 7x7 deformable conv output (before its BatchNorm) as `{prefix}.deform7`.
+    pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace, prefix: &str) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let mut branches = Vec::with_capacity(2 + self.aspp_deforms.len());
+        branches.push(self.aspp1.forward_traced(x, &mut Trace::off(), "")?);
+        for (branch, k) in self.aspp_deforms.iter().zip(Self::KERNELS) {
+            branches.push(branch.forward_traced(x, trace, &format!("{prefix}.deform{k}"))?);
+        }
+        let pooled = self.pool_conv.forward(&global_avg_pool(x)?)?;
+        let pooled = self.pool_bn.forward(&pooled)?.relu()?;
+        branches.push(resize_bilinear(&pooled, h, w)?);
+        let x = Tensor::cat(&branches, 1)?;
+        // Dropout(0.5) follows in the reference: the identity in eval mode.
+        self.bn1.forward(&self.conv1.forward(&x)?)?.relu()
+    }
+}
