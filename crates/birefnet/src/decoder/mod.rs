@@ -118,8 +118,7 @@ impl Decoder {
     /// The image cut to the grid of `like`'s spatial size, through `blk`.
     fn patch_input(&self, x: &Tensor, like: &Tensor, blk: &SimpleConvs) -> Result<Tensor> {
         let (_, _, h, w) = like.dims4()?;
-        let (_, _, ih, iw) = x.dims4()?;
-        let patches = image_to_patches(x, ih / h, iw / w, self.patch_order)?;
+        let patches = image_to_patches(x, h, w, self.patch_order)?;
         // The reference resizes the stacked patches to the level's size: a no-op for inputs
         // that are multiples of 32, kept for exactness.
         let patches = resize_bilinear(&patches, h, w)?;

@@ -25,6 +25,7 @@ impl WindowAttention {
             table.device(),
         )?;
         let position_bias = table
+            .contiguous()?
             .index_select(&index, 0)?
             .reshape((n, n, num_heads))?
             .permute((2, 0, 1))?
