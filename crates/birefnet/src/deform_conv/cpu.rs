@@ -14,8 +14,12 @@ use rayon::prelude::*;
 use super::geometry::Geometry;
 
 /// Builds the columns for output rows `row_start .. row_start + rows` of every batch item:
-/// a `[B, C*kh*kw, rows*Wo]` tensor, f32 for f16/bf16/f32 inputs and f64 for f64 inputs.
+/// a `[B, kh*kw*C, rows*Wo]` tensor, f32 for f16/bf16/f32 inputs and f64 for f64 inputs.
 /// Operands are (input, offset, mask), all contiguous.
+///
+/// Rows are ordered tap-major (`tap * C + channel`), unlike torchvision's channel-major
+/// order, so that consecutive rows (one thread's share) reuse one tap's sample table from
+/// cache; the weight is permuted to `[Cout, kh, kw, C]` to match.
 pub(crate) struct DeformIm2col {
     pub geo: Geometry,
     pub row_start: usize,
@@ -136,19 +140,23 @@ impl DeformIm2col {
                 .for_each(|(tap, out)| self.locate_tap(tap, offset_b, mask_b, out));
 
             let input_b = &input[b * g.channels * plane_in..][..g.channels * plane_in];
+            let group = channel_group(g.channels, taps, rayon::current_num_threads());
             columns[b * cols_per_batch..][..cols_per_batch]
-                .par_chunks_mut(pixels)
+                .par_chunks_mut(group * pixels)
                 .enumerate()
-                .for_each(|(row, out)| {
-                    let (channel, tap) = (row / taps, row % taps);
-                    let plane = &input_b[channel * plane_in..][..plane_in];
+                .for_each(|(task, out)| {
+                    let first_row = task * group;
+                    let (tap, c0) = (first_row / g.channels, first_row % g.channels);
                     let tap_samples = &samples[tap * pixels..][..pixels];
-                    for (o, s) in out.iter_mut().zip(tap_samples) {
-                        let v = |k: usize| -> A { plane[s.index[k] as usize].as_() };
-                        *o = s.weight[0] * v(0)
-                            + s.weight[1] * v(1)
-                            + s.weight[2] * v(2)
-                            + s.weight[3] * v(3);
+                    // One block of the tap's samples stays in L1 while it serves every
+                    // channel of the group.
+                    for p0 in (0..pixels).step_by(PIXEL_BLOCK) {
+                        let p1 = (p0 + PIXEL_BLOCK).min(pixels);
+                        let block = &tap_samples[p0..p1];
+                        for (k, row) in out.chunks_mut(pixels).enumerate() {
+                            let plane = &input_b[(c0 + k) * plane_in..][..plane_in];
+                            gather(plane, block, &mut row[p0..p1]);
+                        }
                     }
                 });
         }
@@ -210,6 +218,30 @@ impl DeformIm2col {
             }
         }
     }
+}
+
+/// Output pixels per cache block: 1024 samples of 32 bytes fill half of a 64 KiB L1.
+const PIXEL_BLOCK: usize = 1024;
+
+fn gather<T, A>(plane: &[T], samples: &[Sample<A>], out: &mut [A])
+where
+    T: AsPrimitive<A>,
+    A: Float + 'static,
+{
+    for (o, s) in out.iter_mut().zip(samples) {
+        let v = |k: usize| -> A { plane[s.index[k] as usize].as_() };
+        *o = s.weight[0] * v(0) + s.weight[1] * v(1) + s.weight[2] * v(2) + s.weight[3] * v(3);
+    }
+}
+
+/// Channels per parallel task: a divisor of `channels`, so a task never straddles two taps,
+/// small enough to give each thread about four tasks.
+fn channel_group(channels: usize, taps: usize, threads: usize) -> usize {
+    let splits = (4 * threads.max(1)).div_ceil(taps).clamp(1, channels);
+    (1..=channels / splits)
+        .rev()
+        .find(|&d| channels / d * d == channels)
+        .unwrap_or(1)
 }
 
 fn to_float<A: Float>(n: usize) -> A {

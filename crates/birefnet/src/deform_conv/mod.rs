@@ -4,12 +4,14 @@
 //! For output pixel `(oy, ox)` and kernel tap `(i, j)` the input is sampled at
 //! `(oy*stride - pad + i*dil + dy, ox*stride - pad + j*dil + dx)` with bilinear
 //! interpolation (out-of-image corners read as zero, the whole sample is zero unless
-//! `-1 < p < size` on both axes), multiplied by the mask, and the resulting columns
-//! `[C*kh*kw, Ho*Wo]` are multiplied by the weight `[Cout, C*kh*kw]`.
+//! `-1 < p < size` on both axes), multiplied by the mask, and the resulting columns (one
+//! row per channel and tap, one column per output pixel) are multiplied by the weight
+//! `[Cout, C*kh*kw]` in one matmul.
 //!
 //! Two ways to build the columns: a CPU custom op ([`cpu`]) and a composition of tensor
 //! ops valid on every backend ([`generic`]). The columns are built one band of output
-//! rows at a time so that their size stays under [`DeformConv2dOptions::max_column_bytes`].
+//! rows at a time so that their size stays under [`DeformConv2dOptions::max_column_bytes`]
+//! (the full buffer is `C*kh*kw*Ho*Wo` values: 3.3 GB for 256 channels, 7x7, 256x256).
 
 mod cpu;
 mod generic;
@@ -117,55 +119,11 @@ pub fn deform_conv2d_with(
     };
     let out_dtype = input.dtype();
     let compute = compute_dtype(out_dtype);
-    let elem_bytes = compute.size_in_bytes();
-    let weight = weight
-        .to_dtype(compute)?
-        .reshape((geo.out_channels, geo.column_rows()))?;
-
+    let weight = weight.to_dtype(compute)?;
     let bands = if use_cpu_kernel {
-        let (input, offset, mask) = (
-            input.contiguous()?,
-            offset.contiguous()?,
-            mask.contiguous()?,
-        );
-        let band_rows = band_rows(&geo, elem_bytes, 1, opts.max_column_bytes);
-        let mut bands = Vec::new();
-        for (row_start, rows) in row_bands(geo.out_h, band_rows) {
-            let op = cpu::DeformIm2col {
-                geo,
-                row_start,
-                rows,
-            };
-            let columns = input.apply_op3_no_bwd(&offset, &mask, &op)?;
-            let per_batch = (0..geo.batch)
-                .map(|b| columns.get(b))
-                .collect::<Result<Vec<_>>>()?;
-            bands.push(project(&weight, per_batch)?);
-        }
-        bands
+        cpu_kernel_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     } else {
-        if compute == DType::F32 && geo.height * geo.width > 1 << 24 {
-            bail!(
-                "deform_conv2d: the generic path indexes pixels with f32 and supports at most \
-                 2^24 pixels per plane, got {}x{}",
-                geo.height,
-                geo.width
-            );
-        }
-        let input =
-            input
-                .to_dtype(compute)?
-                .reshape((geo.batch, geo.channels, geo.height * geo.width))?;
-        let offset = offset.to_dtype(compute)?;
-        let mask = mask.to_dtype(compute)?;
-        // Four corner gathers, their weighted sum and the index tensors are alive at once.
-        let band_rows = band_rows(&geo, elem_bytes, 4, opts.max_column_bytes);
-        let mut bands = Vec::new();
-        for (row_start, rows) in row_bands(geo.out_h, band_rows) {
-            let per_batch = generic::columns(&geo, &input, &offset, &mask, row_start, rows)?;
-            bands.push(project(&weight, per_batch)?);
-        }
-        bands
+        generic_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     };
 
     // bands[band][batch] is [Cout, rows*Wo]; join the bands along pixels, stack the batch.
@@ -187,6 +145,78 @@ pub fn deform_conv2d_with(
         out = out.broadcast_add(&bias)?;
     }
     out.to_dtype(out_dtype)
+}
+
+/// Per band, per batch item: `[Cout, rows*Wo]`, computed with the CPU custom op.
+fn cpu_kernel_bands(
+    geo: &Geometry,
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    max_column_bytes: usize,
+) -> Result<Vec<Vec<Tensor>>> {
+    // The kernel's column rows are tap-major (see `cpu::DeformIm2col`).
+    let weight = weight
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .reshape((geo.out_channels, geo.column_rows()))?;
+    let (input, offset, mask) = (
+        input.contiguous()?,
+        offset.contiguous()?,
+        mask.contiguous()?,
+    );
+    let elem_bytes = weight.dtype().size_in_bytes();
+    let band = band_rows(geo, elem_bytes, 1, max_column_bytes);
+    let mut bands = Vec::new();
+    for (row_start, rows) in row_bands(geo.out_h, band) {
+        let op = cpu::DeformIm2col {
+            geo: *geo,
+            row_start,
+            rows,
+        };
+        let columns = input.apply_op3_no_bwd(&offset, &mask, &op)?;
+        let per_batch = (0..geo.batch)
+            .map(|b| columns.get(b))
+            .collect::<Result<Vec<_>>>()?;
+        bands.push(project(&weight, per_batch)?);
+    }
+    Ok(bands)
+}
+
+/// Per band, per batch item: `[Cout, rows*Wo]`, computed with tensor ops only.
+fn generic_bands(
+    geo: &Geometry,
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    max_column_bytes: usize,
+) -> Result<Vec<Vec<Tensor>>> {
+    let compute = weight.dtype();
+    if compute == DType::F32 && geo.height * geo.width > 1 << 24 {
+        bail!(
+            "deform_conv2d: the generic path indexes pixels with f32 and supports at most \
+             2^24 pixels per plane, got {}x{}",
+            geo.height,
+            geo.width
+        );
+    }
+    let weight = weight.reshape((geo.out_channels, geo.column_rows()))?;
+    let input =
+        input
+            .to_dtype(compute)?
+            .reshape((geo.batch, geo.channels, geo.height * geo.width))?;
+    let offset = offset.to_dtype(compute)?;
+    let mask = mask.to_dtype(compute)?;
+    // Four corner gathers, their weighted sum and the index tensors are alive at once.
+    let band = band_rows(geo, compute.size_in_bytes(), 4, max_column_bytes);
+    let mut bands = Vec::new();
+    for (row_start, rows) in row_bands(geo.out_h, band) {
+        let per_batch = generic::columns(geo, &input, &offset, &mask, row_start, rows)?;
+        bands.push(project(&weight, per_batch)?);
+    }
+    Ok(bands)
 }
 
 /// f64 stays f64; everything else is computed in f32.
