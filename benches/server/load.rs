@@ -4,14 +4,16 @@
 //!
 //! `cargo bench -p nobg-server --bench server_load` (add `--profile release` semantics via
 //! `cargo bench`). Environment: `NOBG_BENCH_MODEL` (synthetic preset, default `tiny`),
-//! `NOBG_BENCH_IMAGE` (default the chelsea fixture), `NOBG_BENCH_REQUESTS` (per level, default 64).
+//! `NOBG_BENCH_IMAGE` (default the chelsea fixture), `NOBG_BENCH_REQUESTS` (per level, default 64),
+//! `NOBG_BENCH_BACKEND=fake` (the model-free fake backend: measures the server's own overhead).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use nobg::{Input, ModelSpec, OutputFormat, RemoveOptions, Remover};
-use nobg_server::backend::RemoverBackend;
+use nobg::{ModelSpec, OutputFormat, RemoveOptions, Remover};
+use nobg_server::backend::fake::FakeBackend;
+use nobg_server::backend::{Backend, RemoverBackend};
 use nobg_server::{RunningServer, ServerConfig};
 use serde_json::json;
 
@@ -85,24 +87,30 @@ async fn run() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
     let image = std::fs::read(&image_path).expect("bench image");
-    let remover = Remover::builder()
-        .model(
-            preset.clone(),
-            ModelSpec::Synthetic {
-                config: preset.clone(),
-                seed: 0,
-            },
-        )
-        .queue_depth(256)
-        .build()
-        .expect("model");
+    let fake = std::env::var("NOBG_BENCH_BACKEND").is_ok_and(|b| b == "fake");
+    let backend: Arc<dyn Backend> = if fake {
+        Arc::new(FakeBackend::new())
+    } else {
+        let remover = Remover::builder()
+            .model(
+                preset.clone(),
+                ModelSpec::Synthetic {
+                    config: preset.clone(),
+                    seed: 0,
+                },
+            )
+            .queue_depth(256)
+            .build()
+            .expect("model");
+        Arc::new(RemoverBackend::new(remover))
+    };
 
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         storage_dir: std::env::temp_dir().join(format!("nobg-bench-{}", uuid::Uuid::new_v4())),
         ..ServerConfig::default()
     };
-    let server = RunningServer::start(config, Arc::new(RemoverBackend::new(remover.clone())))
+    let server = RunningServer::start(config, Arc::clone(&backend))
         .await
         .expect("server");
     let url = format!("http://{}/v1", server.addr);
@@ -118,12 +126,13 @@ async fn run() {
     };
 
     // Warm-up of both paths.
-    remover
-        .remove_async(Input::Bytes(image.clone()), &opts)
+    backend
+        .remove(image.clone(), opts.clone())
         .await
         .expect("direct");
+    let model = if fake { "fake".to_owned() } else { preset };
     println!(
-        "model {preset}, image {image_path} ({} bytes), {total} requests per level",
+        "model {model}, image {image_path} ({} bytes), {total} requests per level",
         image.len()
     );
     println!(
@@ -149,18 +158,13 @@ async fn run() {
             .await
         };
         let direct_measure = {
-            let remover = remover.clone();
+            let backend = Arc::clone(&backend);
             let image = image.clone();
             let opts = opts.clone();
             drive(concurrency, total, move || {
-                let remover = remover.clone();
-                let input = Input::Bytes(image.clone());
-                let opts = opts.clone();
+                let removal = backend.remove(image.clone(), opts.clone());
                 async move {
-                    remover
-                        .remove_async(input, &opts)
-                        .await
-                        .expect("direct removal");
+                    removal.await.expect("direct removal");
                 }
             })
             .await

@@ -48,9 +48,6 @@ async fn async_delivery_acknowledges_then_get_response_returns_the_result() {
     assert_eq!(code, 200);
     assert_eq!(describe(&bytes).0, 451);
 
-    // Another key cannot see it.
-    let mut config_keys = srv.server.state.config.api_keys.clone();
-    config_keys.push("other".into());
     srv.stop().await;
 }
 
@@ -175,5 +172,28 @@ async fn results_are_deleted_when_their_ttl_ends() {
     }
     assert!(gone, "expired result still served or on disk");
     assert_eq!(srv.get_bytes(&kept).await.0, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn get_response_only_answers_the_owner() {
+    let mut config = test_config();
+    config.api_keys.push("second-key".into());
+    let srv = TestServer::with_config(config).await;
+    let task = new_uuid();
+    let (status, _) = srv
+        .post(json!([{"taskType":"removeBackground","taskUUID":task,"inputImage":b64(&fixture("chelsea.png")),
+            "deliveryMethod":"async"}]))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = srv
+        .post_with_key(
+            json!([{"taskType":"getResponse","taskUUID":task}]),
+            Some("second-key"),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["errors"][0]["code"], "taskNotFound");
+    poll_until_done(&srv, &task).await;
     srv.stop().await;
 }
