@@ -48,9 +48,10 @@ impl System {
     }
 }
 
-/// The image in `[0, 1]` and the pixel classes the system is built from.
+/// The image and the pixel classes the system is built from.
 pub(super) struct Problem<'a> {
-    pub rgb: &'a [f64],
+    /// RGB u8, read as `v / 255` (converted on the fly: an f64 copy of a 12 MP photo is 288 MB).
+    pub rgb: &'a [u8],
     pub width: usize,
     pub height: usize,
     /// Per pixel: its variable index, or [`KNOWN`].
@@ -93,7 +94,12 @@ impl Problem<'_> {
 
     fn colour(&self, x: usize, y: usize) -> [f64; 3] {
         let p = (y * self.width + x) * 3;
-        [self.rgb[p], self.rgb[p + 1], self.rgb[p + 2]]
+        let px = &self.rgb[p..p + 3];
+        [
+            f64::from(px[0]) / 255.0,
+            f64::from(px[1]) / 255.0,
+            f64::from(px[2]) / 255.0,
+        ]
     }
 
     fn window(&self, cx: usize, cy: usize) -> Window {
