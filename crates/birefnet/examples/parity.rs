@@ -49,7 +49,12 @@ fn main() -> Result<()> {
             fx.name
         ));
         let t0 = Instant::now();
-        birefnet::synthetic::write_safetensors(&fx.config, fx.meta.weights_seed, &weights, DType::F32)?;
+        birefnet::synthetic::write_safetensors(
+            &fx.config,
+            fx.meta.weights_seed,
+            &weights,
+            DType::F32,
+        )?;
         let model = birefnet::weights::load(&fx.config, &weights, &device, dtype);
         let _ = std::fs::remove_file(&weights);
         let model = model?;
@@ -57,7 +62,9 @@ fn main() -> Result<()> {
         let input = fx.input(&device, dtype)?;
         let t1 = Instant::now();
         let logits = model.forward(&input)?;
-        let logits = logits.to_dtype(DType::F32)?.to_device(&candle_core::Device::Cpu)?;
+        let logits = logits
+            .to_dtype(DType::F32)?
+            .to_device(&candle_core::Device::Cpu)?;
         let forward_s = t1.elapsed().as_secs_f64();
         let expected = fx.expected("logits")?;
         let (max_abs, mean_abs) = if dtype == DType::F32 {

@@ -274,7 +274,11 @@ pub fn find_preset(name: &str) -> Option<&'static Preset> {
 pub fn preset(name: &str) -> crate::Result<&'static Preset> {
     find_preset(name).ok_or_else(|| crate::Error::UnknownPreset {
         name: name.to_string(),
-        available: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        available: PRESETS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -297,7 +301,10 @@ mod tests {
 
     #[test]
     fn preset_lookup_is_forgiving_and_unknown_names_list_the_known_ones() {
-        assert_eq!(find_preset("BiRefNet_Lite").map(|p| p.name), Some("birefnet-lite"));
+        assert_eq!(
+            find_preset("BiRefNet_Lite").map(|p| p.name),
+            Some("birefnet-lite")
+        );
         let err = preset("nope").unwrap_err().to_string();
         assert!(err.contains("rmbg-2.0") && err.contains("tiny"), "{err}");
     }

@@ -52,7 +52,10 @@ mod tests {
     fn names_parse_and_unknown_ones_are_errors() {
         assert!(parse_device("cpu").map(|d| d.is_cpu()).unwrap_or(false));
         assert!(matches!(parse_device("tpu"), Err(Error::UnknownDevice(_))));
-        assert!(matches!(parse_device("cuda:x"), Err(Error::UnknownDevice(_))));
+        assert!(matches!(
+            parse_device("cuda:x"),
+            Err(Error::UnknownDevice(_))
+        ));
         assert_eq!(parse_dtype("BF16").ok(), Some(DType::BF16));
         assert!(parse_dtype("f8").is_err());
     }

@@ -25,7 +25,9 @@ pub enum Error {
         expected: Vec<usize>,
     },
 
-    #[error("weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}")]
+    #[error(
+        "weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}"
+    )]
     ShapeMismatch {
         path: PathBuf,
         name: String,

@@ -42,7 +42,10 @@ pub fn fetch(preset: &Preset, progress: bool) -> Result<PathBuf> {
     if preset.repo_id.is_empty() {
         return Err(hub_error(
             preset,
-            format!("preset `{}` has no published checkpoint (use synthetic weights)", preset.name),
+            format!(
+                "preset `{}` has no published checkpoint (use synthetic weights)",
+                preset.name
+            ),
         ));
     }
     if let Some(path) = cached(preset) {
@@ -57,7 +60,11 @@ pub fn fetch(preset: &Preset, progress: bool) -> Result<PathBuf> {
         .with_token(token)
         .build()
         .map_err(|e| hub_error(preset, e.to_string()))?;
-    tracing::info!(repo = preset.repo_id, file = preset.filename, "downloading checkpoint");
+    tracing::info!(
+        repo = preset.repo_id,
+        file = preset.filename,
+        "downloading checkpoint"
+    );
     api.model(preset.repo_id.to_string())
         .get(preset.filename)
         .map_err(|e| hub_error(preset, e.to_string()))

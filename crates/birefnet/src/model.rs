@@ -71,7 +71,11 @@ impl BiRefNet {
             resize_bilinear(&levels[2], h4, w4)?,
             levels[3].clone(),
         ];
-        let x4 = self.squeeze_module.forward_traced(&Tensor::cat(&context, 1)?, trace, "squeeze_module.0")?;
+        let x4 = self.squeeze_module.forward_traced(
+            &Tensor::cat(&context, 1)?,
+            trace,
+            "squeeze_module.0",
+        )?;
         trace.record("squeeze", &x4);
         self.decoder
             .forward_traced(x, [&levels[0], &levels[1], &levels[2], &x4], trace)

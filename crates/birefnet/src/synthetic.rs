@@ -141,7 +141,10 @@ pub fn write_safetensors(cfg: &Config, seed: u64, path: &Path, dtype: DType) -> 
                 let ints: Vec<i64> = if e.shape.is_empty() {
                     vec![0]
                 } else {
-                    relative_position_index(window).into_iter().map(i64::from).collect()
+                    relative_position_index(window)
+                        .into_iter()
+                        .map(i64::from)
+                        .collect()
                 };
                 ints.iter().flat_map(|v| v.to_le_bytes()).collect()
             } else {
@@ -153,7 +156,11 @@ pub fn write_safetensors(cfg: &Config, seed: u64, path: &Path, dtype: DType) -> 
     let views = buffers
         .iter()
         .map(|(e, bytes)| {
-            let d = if e.dtype == DType::I64 { StDtype::I64 } else { st_dtype };
+            let d = if e.dtype == DType::I64 {
+                StDtype::I64
+            } else {
+                st_dtype
+            };
             TensorView::new(d, e.shape.clone(), bytes)
                 .map(|v| (e.name.clone(), v))
                 .map_err(|err| Error::BadWeightsFile {

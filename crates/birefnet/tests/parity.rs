@@ -22,7 +22,11 @@ fn check_fixture(name: &str, intermediates: bool) -> Result<()> {
         assert!(max <= 1e-6, "{name}: normalised input differs by {max}");
     }
 
-    let mut trace = if intermediates { Trace::on() } else { Trace::off() };
+    let mut trace = if intermediates {
+        Trace::on()
+    } else {
+        Trace::off()
+    };
     let logits = model.forward_traced(&input, &mut trace)?;
     let mut report = Vec::new();
     if intermediates {

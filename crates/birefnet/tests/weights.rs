@@ -35,14 +35,18 @@ fn the_model_asks_for_exactly_the_manifest_tensors() -> Result<()> {
             .into_iter()
             .map(|t| (t.name, (t.shape, t.dtype)))
             .collect();
-        let asked: BTreeMap<String, Vec<usize>> =
-            birefnet::weights::expected_tensors(&fx.config)?.into_iter().collect();
+        let asked: BTreeMap<String, Vec<usize>> = birefnet::weights::expected_tensors(&fx.config)?
+            .into_iter()
+            .collect();
         let float_manifest: BTreeMap<String, Vec<usize>> = manifest
             .iter()
             .filter(|(_, (_, dtype))| dtype == "float32")
             .map(|(n, (s, _))| (n.clone(), s.clone()))
             .collect();
-        assert_eq!(asked, float_manifest, "{name}: model vs manifest float tensors");
+        assert_eq!(
+            asked, float_manifest,
+            "{name}: model vs manifest float tensors"
+        );
         // Everything else in the manifest is an integer buffer the model derives or ignores.
         for (n, (_, dtype)) in &manifest {
             if dtype != "float32" {
@@ -57,7 +61,11 @@ fn the_model_asks_for_exactly_the_manifest_tensors() -> Result<()> {
         let layout: BTreeMap<String, (Vec<usize>, String)> = state_dict_layout(&fx.config)?
             .into_iter()
             .map(|e| {
-                let dtype = if e.dtype == DType::I64 { "int64" } else { "float32" };
+                let dtype = if e.dtype == DType::I64 {
+                    "int64"
+                } else {
+                    "float32"
+                };
                 (e.name, (e.shape, dtype.to_string()))
             })
             .collect();
@@ -104,7 +112,10 @@ fn f16_and_bf16_files_load_and_run_in_f32() -> Result<()> {
         let model = load(&cfg, &path, &Device::Cpu, DType::F32)?;
         let got = candle_nn::ops::sigmoid(&model.forward(&x)?)?;
         let (max, _) = abs_diff(&got, &reference)?;
-        assert!(max > 0.0 && max < tol, "{dtype:?} weights: sigmoid differs by {max}");
+        assert!(
+            max > 0.0 && max < tol,
+            "{dtype:?} weights: sigmoid differs by {max}"
+        );
     }
     Ok(())
 }
@@ -118,7 +129,10 @@ fn broken_checkpoint(name: &str, drop: &str, replace: Option<Vec<usize>>) -> Res
     let mut kept: std::collections::HashMap<String, Tensor> =
         tensors.into_iter().filter(|(n, _)| n != drop).collect();
     if let Some(shape) = replace {
-        kept.insert(drop.to_string(), Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
+        kept.insert(
+            drop.to_string(),
+            Tensor::zeros(shape, DType::F32, &Device::Cpu)?,
+        );
     }
     let bad = scratch(&format!("{name}.safetensors"))?;
     candle_core::safetensors::save(&kept, &bad)?;
@@ -157,7 +171,10 @@ fn a_misshaped_tensor_is_an_error_naming_it_and_both_shapes() -> Result<()> {
 fn unreadable_files_are_clear_errors() -> Result<()> {
     let cfg = tiny()?;
     let missing = scratch("does-not-exist.safetensors")?;
-    assert!(matches!(load(&cfg, &missing, &Device::Cpu, DType::F32), Err(Error::Io { .. })));
+    assert!(matches!(
+        load(&cfg, &missing, &Device::Cpu, DType::F32),
+        Err(Error::Io { .. })
+    ));
     let garbage = scratch("garbage.safetensors")?;
     std::fs::write(&garbage, b"this is not a safetensors file")?;
     assert!(matches!(

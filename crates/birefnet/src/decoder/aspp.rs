@@ -59,7 +59,12 @@ pub struct AsppBranch {
 impl AsppBranch {
     pub fn new(in_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            atrous_conv: DeformableConv2d::new(in_c, BRANCH_CHANNELS, kernel, vb.pp("atrous_conv"))?,
+            atrous_conv: DeformableConv2d::new(
+                in_c,
+                BRANCH_CHANNELS,
+                kernel,
+                vb.pp("atrous_conv"),
+            )?,
             bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("bn"))?,
         })
     }
@@ -95,9 +100,21 @@ impl AsppDeformable {
         Ok(Self {
             aspp1: AsppBranch::new(in_c, 1, vb.pp("aspp1"))?,
             aspp_deforms,
-            pool_conv: conv2d_no_bias(in_c, BRANCH_CHANNELS, 1, Default::default(), vb.pp("global_avg_pool.1"))?,
+            pool_conv: conv2d_no_bias(
+                in_c,
+                BRANCH_CHANNELS,
+                1,
+                Default::default(),
+                vb.pp("global_avg_pool.1"),
+            )?,
             pool_bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("global_avg_pool.2"))?,
-            conv1: conv2d_no_bias(BRANCH_CHANNELS * branches, in_c, 1, Default::default(), vb.pp("conv1"))?,
+            conv1: conv2d_no_bias(
+                BRANCH_CHANNELS * branches,
+                in_c,
+                1,
+                Default::default(),
+                vb.pp("conv1"),
+            )?,
             bn1: BatchNorm2d::new(in_c, vb.pp("bn1"))?,
         })
     }

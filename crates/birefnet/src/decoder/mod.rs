@@ -45,9 +45,27 @@ impl GradientAttention {
         Ok(Self {
             conv: conv2d(channels, GDT_CHANNELS, 3, pad1, gdt.pp("0"))?,
             bn: BatchNorm2d::new(GDT_CHANNELS, gdt.pp("1"))?,
-            attn: conv2d(GDT_CHANNELS, 1, 1, Default::default(), vb.pp(format!("gdt_convs_attn_{level}.0")))?,
-            _pred: conv2d(GDT_CHANNELS, 1, 1, Default::default(), vb.pp(format!("gdt_convs_pred_{level}.0")))?,
-            _ms_supervision: conv2d(channels, 1, 1, Default::default(), vb.pp(format!("conv_ms_spvn_{level}")))?,
+            attn: conv2d(
+                GDT_CHANNELS,
+                1,
+                1,
+                Default::default(),
+                vb.pp(format!("gdt_convs_attn_{level}.0")),
+            )?,
+            _pred: conv2d(
+                GDT_CHANNELS,
+                1,
+                1,
+                Default::default(),
+                vb.pp(format!("gdt_convs_pred_{level}.0")),
+            )?,
+            _ms_supervision: conv2d(
+                channels,
+                1,
+                1,
+                Default::default(),
+                vb.pp(format!("conv_ms_spvn_{level}")),
+            )?,
         })
     }
 }
@@ -110,7 +128,13 @@ impl Decoder {
             gdt4: GradientAttention::new(dec_out[0], 4, &vb)?,
             gdt3: GradientAttention::new(dec_out[1], 3, &vb)?,
             gdt2: GradientAttention::new(dec_out[2], 2, &vb)?,
-            conv_out1: conv2d(dec_out[3] + ipt_out[3], 1, 1, Default::default(), vb.pp("conv_out1.0"))?,
+            conv_out1: conv2d(
+                dec_out[3] + ipt_out[3],
+                1,
+                1,
+                Default::default(),
+                vb.pp("conv_out1.0"),
+            )?,
             patch_order: cfg.patch_order,
         })
     }

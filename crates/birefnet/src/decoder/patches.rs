@@ -38,14 +38,16 @@ mod tests {
     /// Image 1x2x4x4 with value = 100*c + 10*y + x, cut into 2x2 patches (grid 2x2).
     fn image() -> Result<Tensor> {
         let v: Vec<f32> = (0..2)
-            .flat_map(|c| (0..4).flat_map(move |y| (0..4).map(move |x| (100 * c + 10 * y + x) as f32)))
+            .flat_map(|c| {
+                (0..4).flat_map(move |y| (0..4).map(move |x| (100 * c + 10 * y + x) as f32))
+            })
             .collect();
         Tensor::from_vec(v, (1, 2, 4, 4), &Device::Cpu)
     }
 
     /// Top-left value of every output channel.
     fn corners(t: &Tensor) -> Result<Vec<f32>> {
-        Ok(t.narrow(2, 0, 1)?.narrow(3, 0, 1)?.flatten_all()?.to_vec1()?)
+        t.narrow(2, 0, 1)?.narrow(3, 0, 1)?.flatten_all()?.to_vec1()
     }
 
     #[test]

@@ -19,11 +19,7 @@ impl WindowAttention {
         let side = 2 * window_size - 1;
         let table = vb.get((side * side, num_heads), "relative_position_bias_table")?;
         let n = window_size * window_size;
-        let index = Tensor::from_vec(
-            relative_position_index(window_size),
-            n * n,
-            table.device(),
-        )?;
+        let index = Tensor::from_vec(relative_position_index(window_size), n * n, table.device())?;
         let position_bias = table
             .contiguous()?
             .index_select(&index, 0)?

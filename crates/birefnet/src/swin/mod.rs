@@ -34,13 +34,7 @@ impl BasicLayer {
         let blocks = (0..depth)
             .map(|i| {
                 let shift = if i % 2 == 0 { 0 } else { window_size / 2 };
-                SwinTransformerBlock::new(
-                    dim,
-                    num_heads,
-                    window_size,
-                    shift,
-                    vb.pp("blocks").pp(i),
-                )
+                SwinTransformerBlock::new(dim, num_heads, window_size, shift, vb.pp("blocks").pp(i))
             })
             .collect::<Result<Vec<_>>>()?;
         let downsample = if downsample {

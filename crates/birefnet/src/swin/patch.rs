@@ -1,7 +1,9 @@
 //! Patch embedding (image -> tokens) and patch merging (2x2 downsampling between stages).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, layer_norm, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{
+    conv2d, layer_norm, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
+};
 
 const PATCH: usize = 4;
 

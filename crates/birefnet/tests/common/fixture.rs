@@ -58,7 +58,8 @@ impl Fixture {
     pub fn open(dir: &Path) -> Result<Self> {
         let meta_path = dir.join("meta.json");
         let meta: Meta = serde_json::from_slice(
-            &std::fs::read(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?,
+            &std::fs::read(&meta_path)
+                .with_context(|| format!("reading {}", meta_path.display()))?,
         )
         .with_context(|| format!("parsing {}", meta_path.display()))?;
         let Some(patch_order) = PatchOrder::parse(&meta.patch_order) else {
@@ -106,7 +107,11 @@ impl Fixture {
         let img = image::open(self.dir.join("input.png"))?.to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if (h, w) != (self.meta.height, self.meta.width) {
-            bail!("input.png is {w}x{h}, meta.json says {}x{}", self.meta.width, self.meta.height);
+            bail!(
+                "input.png is {w}x{h}, meta.json says {}x{}",
+                self.meta.width,
+                self.meta.height
+            );
         }
         let mut data = vec![0f32; 3 * h * w];
         for (x, y, p) in img.enumerate_pixels() {
@@ -129,14 +134,22 @@ impl Fixture {
 
     pub fn expected_names(&self) -> Result<Vec<String>> {
         let path = self.dir.join("expected.safetensors");
-        Ok(candle_core::safetensors::load(&path, &Device::Cpu)?.into_keys().collect())
+        Ok(candle_core::safetensors::load(&path, &Device::Cpu)?
+            .into_keys()
+            .collect())
     }
 }
 
 /// (max, mean) of |a - b| over all elements, computed in f32 on the CPU.
 pub fn abs_diff(a: &Tensor, b: &Tensor) -> Result<(f32, f32)> {
-    let a = a.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?;
-    let b = b.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?;
+    let a = a
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?;
+    let b = b
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?;
     if a.dims() != b.dims() {
         bail!("shape mismatch: {:?} vs {:?}", a.dims(), b.dims());
     }
