@@ -1,7 +1,8 @@
 //! The output file: PNG (RGBA), WEBP (lossy with alpha, or lossless), or JPEG (flattened over
 //! a background colour, since JPEG has no alpha).
 
-use image::codecs::jpeg::JpegEncoder;
+use std::borrow::Cow;
+
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder, RgbaImage};
@@ -82,18 +83,24 @@ pub fn encode(
         OutputFormat::Png => {
             // An opaque result (e.g. over an opaque background colour) needs no alpha channel.
             let (data, color) = if opaque {
-                (drop_alpha(image), ExtendedColorType::Rgb8)
+                (Cow::Owned(drop_alpha(image)), ExtendedColorType::Rgb8)
             } else {
-                (image.as_raw().clone(), ExtendedColorType::Rgba8)
+                (Cow::Borrowed(image.as_raw()), ExtendedColorType::Rgba8)
             };
             PngEncoder::new(&mut out)
                 .write_image(&data, width, height, color)
                 .map_err(|e| encode_error(format, e))?;
         }
         OutputFormat::Jpeg => {
+            let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+                return Err(encode_error(
+                    format,
+                    format!("{width}x{height} exceeds JPEG's largest side of 65535 pixels"),
+                ));
+            };
             let flat = flatten(image, jpeg_background);
-            JpegEncoder::new_with_quality(&mut out, quality)
-                .write_image(&flat, width, height, ExtendedColorType::Rgb8)
+            jpeg_encoder::Encoder::new(&mut out, quality)
+                .encode(&flat, w, h, jpeg_encoder::ColorType::Rgb)
                 .map_err(|e| encode_error(format, e))?;
         }
         OutputFormat::WebpLossless => {

@@ -173,6 +173,14 @@ fn sizes_a_format_cannot_hold_are_encode_errors() {
         );
         assert!(err.to_string().contains("16383"), "{err}");
     }
+    let err = encode(
+        &RgbaImage::new(65_536, 1),
+        OutputFormat::Jpeg,
+        DEFAULT_QUALITY,
+        DEFAULT_JPEG_BACKGROUND,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("65535"), "{err}");
     let empty = RgbaImage::new(0, 0);
     let err = encode(
         &empty,
