@@ -9,15 +9,9 @@ FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 run:
 	$(CARGO) run --release -p nobg-server -- --listen 0.0.0.0:8080
 
-# Every unit, parity and end-to-end test. (The official Runware SDKs against the server run in
-# `make test-sdk`; they join `make test` once verified from a clean clone.)
+# Every unit, parity and end-to-end test (server, CLI and library included).
 test:
-	$(CARGO) test --workspace --exclude nobg-server
-
-# The server's end-to-end tests: 5 delivery tests fail at this revision (the pipeline answers
-# ShuttingDown); they rejoin `make test` once fixed.
-test-server:
-	$(CARGO) test -p nobg-server
+	$(CARGO) test --workspace
 
 test-sdk:
 	bash tests/sdk/run.sh

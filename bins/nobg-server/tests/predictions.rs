@@ -28,7 +28,7 @@ async fn call(
 #[tokio::test]
 async fn create_poll_and_fetch_the_output() {
     let srv = TestServer::start().await;
-    let img = fixture("logo.png");
+    let img = transparent_logo();
     let (status, job) = call(
         &srv,
         reqwest::Method::POST,

@@ -141,7 +141,7 @@ async fn output_types_formats_and_quality() {
 #[tokio::test]
 async fn settings_nested_or_flat_and_provider_settings_reach_the_pipeline() {
     let srv = TestServer::start().await;
-    let img = fixture("logo.png"); // real alpha channel
+    let img = transparent_logo();
     let raw = b64(&img);
     let expected_mask = reference(
         &img,
@@ -185,6 +185,11 @@ async fn settings_nested_or_flat_and_provider_settings_reach_the_pipeline() {
     assert_eq!(out(1), expected_mask);
     assert_eq!(describe(&out(0)).2, image::ColorType::L8);
     assert_eq!(out(2), expected_rgba);
+    // preserveAlpha: the input's transparent left third shows only the red background.
+    let full = image::load_from_memory(&out(2)).unwrap().to_rgba8();
+    for y in (0..full.height()).step_by(50) {
+        assert_eq!(full.get_pixel(10, y).0, [255, 0, 0, 255]);
+    }
     srv.stop().await;
 }
 

@@ -1,1 +1,73 @@
-fn main() {}
+//! `nobg`: remove image backgrounds from the command line.
+
+mod args;
+mod batch;
+mod bench;
+mod models;
+mod remove;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use nobg::Remover;
+
+use args::{Cli, Command, ModelArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.verbose);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes (some decoders put line breaks in theirs).
+            let message = format!("{e:#}");
+            let message: Vec<&str> = message.split_whitespace().collect();
+            eprintln!("nobg: error: {}", message.join(" "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Remove(args) => remove::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Batch(args) => batch::run(&args),
+        Command::Models => models::list().map(|()| ExitCode::SUCCESS),
+        Command::Download { model } => models::download(&model).map(|()| ExitCode::SUCCESS),
+        Command::SynthWeights {
+            config,
+            seed,
+            dtype,
+            out,
+        } => models::synth_weights(&config, seed, dtype, &out).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn init_logs(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NOBG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Loads the model the arguments name.
+fn build_remover(model: &ModelArgs, max_batch: usize) -> anyhow::Result<Remover> {
+    let (name, spec) = model.spec();
+    Remover::builder()
+        .model(name.clone(), spec)
+        .device(model.device)
+        .dtype(model.dtype())
+        .max_batch(max_batch)
+        .build()
+        .with_context(|| format!("model `{name}`"))
+}

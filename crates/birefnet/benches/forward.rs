@@ -15,7 +15,9 @@ fn forward(c: &mut Criterion) {
         ("swin_v1_l", SwinConfig::LARGE, 1024),
     ];
     let mut group = c.benchmark_group("birefnet_forward_cpu_f32");
-    group.sample_size(10).measurement_time(Duration::from_secs(60));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(60));
     for (name, swin, size) in cases {
         let cfg = Config {
             swin,

@@ -153,6 +153,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Matti
             max_pixels: limits.max_pixels,
         });
     }
+    if format == InputFormat::Jpeg && !jpeg_has_end_marker(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey and reports success; a half-grey
+        // photo must not come back as a result.
+        return Err(MattingError::Decode {
+            format: name,
+            reason: "the file ends too early (truncated)".into(),
+        });
+    }
     let orientation = orientation::read(&mut decoder, bytes, format == InputFormat::Png);
     let has_alpha = decoder.color_type().has_alpha();
 
@@ -173,6 +181,17 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Matti
         (image.to_rgb8(), None)
     };
     Ok(DecodedImage { rgb, alpha, format })
+}
+
+/// Whether an end-of-image marker (`FF D9`) follows the last start-of-scan (`FF DA`). Inside
+/// entropy-coded data every `FF` byte is stuffed (`FF 00`), so the marker cannot appear there by
+/// chance; an embedded EXIF thumbnail ends before the main image's scans begin.
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let Some(start) = last_scan else {
+        return false;
+    };
+    bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn detect_format(bytes: &[u8]) -> Result<InputFormat, MattingError> {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::{ExtendedColorType, ImageEncoder, RgbaImage};
+use image::{ExtendedColorType, GrayImage, ImageEncoder, RgbaImage};
 
 use crate::MattingError;
 
@@ -105,8 +105,13 @@ pub fn encode(
         }
         OutputFormat::WebpLossless => {
             check_webp_size(format, width, height)?;
+            let (data, color) = if opaque {
+                (Cow::Owned(drop_alpha(image)), ExtendedColorType::Rgb8)
+            } else {
+                (Cow::Borrowed(image.as_raw()), ExtendedColorType::Rgba8)
+            };
             WebPEncoder::new_lossless(&mut out)
-                .write_image(image.as_raw(), width, height, ExtendedColorType::Rgba8)
+                .write_image(&data, width, height, color)
                 .map_err(|e| encode_error(format, e))?;
         }
         OutputFormat::Webp => {
@@ -131,6 +136,46 @@ pub fn encode(
         }
     }
     Ok(out)
+}
+
+/// Encodes a mask (or any grayscale image) as `format`: one gray channel in PNG and JPEG, as
+/// rembg's `only_mask` writes it; WEBP has no gray mode, so it gets opaque RGB.
+pub fn encode_gray(
+    mask: &GrayImage,
+    format: OutputFormat,
+    quality: u8,
+) -> Result<Vec<u8>, MattingError> {
+    let (width, height) = mask.dimensions();
+    match format {
+        OutputFormat::Png if width > 0 && height > 0 && QUALITY_RANGE.contains(&quality) => {
+            let mut out = Vec::new();
+            PngEncoder::new(&mut out)
+                .write_image(mask.as_raw(), width, height, ExtendedColorType::L8)
+                .map_err(|e| encode_error(format, e))?;
+            Ok(out)
+        }
+        OutputFormat::Jpeg if width > 0 && height > 0 && QUALITY_RANGE.contains(&quality) => {
+            let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+                return Err(encode_error(
+                    format,
+                    format!("{width}x{height} exceeds JPEG's largest side of 65535 pixels"),
+                ));
+            };
+            let mut out = Vec::new();
+            jpeg_encoder::Encoder::new(&mut out, quality)
+                .encode(mask.as_raw(), w, h, jpeg_encoder::ColorType::Luma)
+                .map_err(|e| encode_error(format, e))?;
+            Ok(out)
+        }
+        // WEBP, and every argument error, through the RGBA path and its checks.
+        _ => {
+            let rgba = RgbaImage::from_fn(width, height, |x, y| {
+                let v = mask.get_pixel(x, y)[0];
+                image::Rgba([v, v, v, u8::MAX])
+            });
+            encode(&rgba, format, quality, DEFAULT_JPEG_BACKGROUND)
+        }
+    }
 }
 
 fn check_webp_size(format: OutputFormat, width: u32, height: u32) -> Result<(), MattingError> {

@@ -190,6 +190,26 @@ fn truncated_message_tells_the_user() {
     assert!(message.contains("corrupt or truncated"), "{message}");
 }
 
+/// A real camera-style JPEG cut anywhere after its headers: the decoder alone would fill the
+/// missing rows with grey and succeed.
+#[test]
+fn truncated_photo_jpeg_is_a_decode_error_at_any_cut() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/images/rocket.jpg");
+    let file = std::fs::read(path).unwrap();
+    assert!(decode(&file, &DecodeLimits::default()).is_ok());
+    for cut in [
+        file.len() / 3,
+        file.len() / 2,
+        file.len() * 9 / 10,
+        file.len() - 2,
+    ] {
+        let err = decode(&file[..cut], &DecodeLimits::default())
+            .expect_err(&format!("cut at {cut} of {}", file.len()));
+        assert!(err.to_string().contains("truncated"), "cut at {cut}: {err}");
+    }
+}
+
 #[test]
 fn corrupted_body_is_a_decode_error() {
     for (name, mut file) in sample_files() {

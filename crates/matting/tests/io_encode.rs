@@ -191,3 +191,35 @@ fn sizes_a_format_cannot_hold_are_encode_errors() {
     .unwrap_err();
     assert!(matches!(err, MattingError::Encode { .. }), "{err:?}");
 }
+
+#[test]
+fn masks_are_gray_in_png_and_jpeg_and_opaque_rgb_in_webp() {
+    use nobg_matting::encode::encode_gray;
+    let mask = image::GrayImage::from_fn(64, 48, |x, y| image::Luma([((x * 4 + y) % 256) as u8]));
+
+    let png = load(&encode_gray(&mask, OutputFormat::Png, DEFAULT_QUALITY).unwrap());
+    assert_eq!(png.color(), image::ColorType::L8);
+    assert_eq!(png.to_luma8(), mask, "PNG masks are lossless");
+
+    let jpeg = load(&encode_gray(&mask, OutputFormat::Jpeg, DEFAULT_QUALITY).unwrap());
+    assert_eq!(jpeg.color(), image::ColorType::L8);
+    let diffs: Vec<u8> = jpeg
+        .to_luma8()
+        .as_raw()
+        .iter()
+        .zip(mask.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .collect();
+    assert!(mean(&diffs) < 2.0, "JPEG mask mean error {}", mean(&diffs));
+
+    let webp = load(&encode_gray(&mask, OutputFormat::WebpLossless, DEFAULT_QUALITY).unwrap());
+    assert!(!webp.color().has_alpha());
+    for (p, m) in webp.to_rgb8().pixels().zip(mask.pixels()) {
+        assert_eq!(p.0, [m[0]; 3]);
+    }
+
+    assert!(matches!(
+        encode_gray(&mask, OutputFormat::Png, 5),
+        Err(MattingError::InvalidParameter { .. })
+    ));
+}

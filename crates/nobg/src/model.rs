@@ -71,7 +71,7 @@ fn candle_device(device: Device) -> Result<candle_core::Device> {
     made.map_err(|e| NobgError::Load(format!("device {device}: {e}")))
 }
 
-fn candle_dtype(dtype: DType) -> candle_core::DType {
+pub(crate) fn candle_dtype(dtype: DType) -> candle_core::DType {
     match dtype {
         DType::F32 => candle_core::DType::F32,
         DType::F16 => candle_core::DType::F16,

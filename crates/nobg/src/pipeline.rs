@@ -128,7 +128,7 @@ pub(crate) fn finish(
     };
     let format = matting_format(opts.format);
     let encoded = if opts.only_mask {
-        encode::encode(&gray_to_rgba(&mask), format, quality, jpeg_background)
+        encode::encode_gray(&mask, format, quality)
     } else {
         encode::encode(&cutout, format, quality, jpeg_background)
     }
@@ -200,15 +200,6 @@ fn alpha_channel(image: &RgbaImage) -> GrayImage {
     let data = image.pixels().map(|p| p[3]).collect();
     GrayImage::from_raw(image.width(), image.height(), data)
         .unwrap_or_else(|| GrayImage::new(image.width(), image.height()))
-}
-
-fn gray_to_rgba(mask: &GrayImage) -> RgbaImage {
-    let data = mask
-        .pixels()
-        .flat_map(|p| [p[0], p[0], p[0], u8::MAX])
-        .collect();
-    RgbaImage::from_raw(mask.width(), mask.height(), data)
-        .unwrap_or_else(|| RgbaImage::new(mask.width(), mask.height()))
 }
 
 fn matting_background(background: &Background) -> composite::Background {

@@ -226,7 +226,7 @@ fn run_batch(backend: &mut dyn Backend, batch: Vec<Job>, counters: &ModelCounter
     let inputs: Vec<&[f32]> = batch.iter().map(|job| job.pixels.as_slice()).collect();
     // A panic inside the model must fail this batch, not kill the worker and every later request.
     let result = catch_unwind(AssertUnwindSafe(|| backend.forward(size, &inputs)))
-        .unwrap_or_else(|panic| Err(NobgError::Inference(panic_message(&panic))));
+        .unwrap_or_else(|panic| Err(NobgError::Inference(panic_message(panic.as_ref()))));
     let result = result.and_then(|maps| {
         if maps.len() == batch.len() {
             Ok(maps)
@@ -266,3 +266,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_string());
     format!("the model panicked: {detail}")
 }
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

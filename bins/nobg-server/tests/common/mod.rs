@@ -33,6 +33,22 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The logo fixture (opaque as shipped) with transparent, half-transparent and opaque thirds,
+/// as PNG: an input whose own alpha `preserveAlpha` must keep.
+pub fn transparent_logo() -> Vec<u8> {
+    let mut logo = image::load_from_memory(&fixture("logo.png"))
+        .expect("logo decodes")
+        .to_rgba8();
+    let width = logo.width();
+    for (x, _, p) in logo.enumerate_pixels_mut() {
+        p[3] = [0, 128, 255][(3 * x / width) as usize];
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    logo.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encodes");
+    out.into_inner()
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -73,23 +89,19 @@ pub async fn reference(image: &[u8], opts: nobg::RemoveOptions) -> Vec<u8> {
         .encoded
 }
 
-/// One remover for the whole test binary: the tiny synthetic model (no download).
+/// A fresh remover with the tiny synthetic model (no download). Each server gets its own: a
+/// server's graceful shutdown stops its backend, which must not stop the other tests' servers.
 pub fn remover() -> Remover {
-    static REMOVER: OnceLock<Remover> = OnceLock::new();
-    REMOVER
-        .get_or_init(|| {
-            Remover::builder()
-                .model(
-                    "tiny",
-                    ModelSpec::Synthetic {
-                        config: "tiny".into(),
-                        seed: 0,
-                    },
-                )
-                .build()
-                .expect("tiny synthetic model")
-        })
-        .clone()
+    Remover::builder()
+        .model(
+            "tiny",
+            ModelSpec::Synthetic {
+                config: "tiny".into(),
+                seed: 0,
+            },
+        )
+        .build()
+        .expect("tiny synthetic model")
 }
 
 /// The test configuration: loopback only, one key, AIR ids mapped to the tiny model, the local

@@ -1,0 +1,89 @@
+//! Wall time of one forward pass on any device and dtype, synthetic weights: the GPU
+//! counterpart of `benches/forward.rs` (criterion runs CPU f32 only).
+//!
+//! `cargo run --release -p birefnet --example forward_time -- [--device cpu|cuda|metal]
+//!  [--dtype f32|f16|bf16] [--iters N] [--batch B] swin_v1_t:512 swin_v1_l:1024 ...`
+//!
+//! One JSON line per case: median and mean milliseconds per pass (after one untimed warm-up),
+//! images/s, and the process's peak resident memory so far.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use birefnet::device::{parse_device, parse_dtype};
+use birefnet::{weights::load_synthetic, Config, PatchOrder, SwinConfig};
+use candle_core::{Device, Module, Tensor};
+
+fn main() -> Result<()> {
+    let mut device = "cpu".to_string();
+    let mut dtype = "f32".to_string();
+    let mut iters = 5usize;
+    let mut batch = 1usize;
+    let mut cases = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--device" => device = args.next().context("--device needs a value")?,
+            "--dtype" => dtype = args.next().context("--dtype needs a value")?,
+            "--iters" => iters = args.next().context("--iters needs a value")?.parse()?,
+            "--batch" => batch = args.next().context("--batch needs a value")?.parse()?,
+            _ => cases.push(arg),
+        }
+    }
+    if cases.is_empty() {
+        bail!("give at least one case, e.g. swin_v1_t:512");
+    }
+    let device = parse_device(&device)?;
+    let dtype = parse_dtype(&dtype)?;
+    for case in &cases {
+        let (backbone, size) = case.split_once(':').context("a case is BACKBONE:SIZE")?;
+        let size: usize = size.parse()?;
+        let swin = match backbone {
+            "swin_v1_t" => SwinConfig::TINY,
+            "swin_v1_l" => SwinConfig::LARGE,
+            other => bail!("unknown backbone {other}"),
+        };
+        let cfg = Config {
+            swin,
+            patch_order: PatchOrder::Einops,
+            input_size: (size, size),
+        };
+        let model = load_synthetic(&cfg, 0, &device, dtype)?;
+        let x = Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?.to_dtype(dtype)?;
+        let run = || -> Result<f64> {
+            let t = Instant::now();
+            let y = model.forward(&x)?;
+            // Reading one value back waits for every queued kernel.
+            let _ = y.flatten_all()?.get(0)?.to_dtype(candle_core::DType::F32)?;
+            device.synchronize()?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        let warmup_ms = run()?;
+        let mut times = (0..iters).map(|_| run()).collect::<Result<Vec<f64>>>()?;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        println!(
+            "{{\"case\":\"{case}\",\"device\":\"{}\",\"dtype\":\"{dtype:?}\",\"batch\":{batch},\"warmup_ms\":{warmup_ms:.1},\"median_ms\":{median:.1},\"mean_ms\":{mean:.1},\"images_per_s\":{:.3},\"peak_rss_mib\":{}}}",
+            device_name(&device),
+            batch as f64 * 1e3 / median,
+            peak_rss_mib().map_or("null".into(), |m| m.to_string()),
+        );
+    }
+    Ok(())
+}
+
+fn device_name(device: &Device) -> &'static str {
+    match device {
+        Device::Cpu => "cpu",
+        Device::Cuda(_) => "cuda",
+        Device::Metal(_) => "metal",
+    }
+}
+
+/// `VmHWM` from /proc (Linux only).
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
