@@ -9,9 +9,13 @@ FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 run:
 	$(CARGO) run --release -p nobg-server -- --listen 0.0.0.0:8080
 
-# Every unit, parity and end-to-end test (server, CLI and library included).
+# Every unit, parity and end-to-end test (server, CLI and library included), then the official
+# Runware SDKs (PyPI runware 0.5.24, runware-sdk; npm @runware/sdk-js 1.3.2) against the server,
+# then every shell and Python block of the README.
 test:
 	$(CARGO) test --workspace
+	bash tests/sdk/run.sh
+	bash tests/readme/run.sh
 
 test-sdk:
 	bash tests/sdk/run.sh

@@ -8,7 +8,7 @@ use nobg::DType;
 
 pub fn list() -> anyhow::Result<()> {
     println!(
-        "{:<18} {:<13} {:>8}  {:<6} {:<7} DESCRIPTION",
+        "{:<20} {:<13} {:>8}  {:<6} {:<7} DESCRIPTION",
         "NAME", "LICENCE", "SIZE", "GATED", "CACHED"
     );
     for preset in catalog::presets() {
@@ -20,7 +20,7 @@ pub fn list() -> anyhow::Result<()> {
             "no"
         };
         println!(
-            "{:<18} {:<13} {:>5} MB  {:<6} {:<7} {}",
+            "{:<20} {:<13} {:>5} MB  {:<6} {:<7} {}",
             preset.name,
             preset.licence,
             preset.size_mb,

@@ -46,3 +46,8 @@ pub use options::{
 pub use remover::Remover;
 pub use stats::{ModelStats, Stats};
 pub use types::{DType, DecodeLimits, Device, Input, ModelInfo, ModelSpec, RemoveOutput};
+
+/// The README's Rust example, compiled with the crate's doctests so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
