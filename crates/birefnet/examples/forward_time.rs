@@ -62,9 +62,29 @@ fn main() -> Result<()> {
         let mut times = (0..iters).map(|_| run()).collect::<Result<Vec<f64>>>()?;
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
+        // The backbone alone at full resolution (the model runs it at full and half size), to
+        // tell backbone time from decoder time.
+        let run_backbone = || -> Result<f64> {
+            let t = Instant::now();
+            let levels = model.backbone().forward(&x)?;
+            for level in &levels {
+                let _ = level
+                    .flatten_all()?
+                    .get(0)?
+                    .to_dtype(candle_core::DType::F32)?;
+            }
+            device.synchronize()?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        run_backbone()?;
+        let mut backbone = (0..iters.min(5))
+            .map(|_| run_backbone())
+            .collect::<Result<Vec<f64>>>()?;
+        backbone.sort_by(f64::total_cmp);
+        let backbone_ms = backbone[backbone.len() / 2];
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         println!(
-            "{{\"case\":\"{case}\",\"device\":\"{}\",\"dtype\":\"{dtype:?}\",\"batch\":{batch},\"warmup_ms\":{warmup_ms:.1},\"median_ms\":{median:.1},\"mean_ms\":{mean:.1},\"images_per_s\":{:.3},\"peak_rss_mib\":{}}}",
+            "{{\"case\":\"{case}\",\"device\":\"{}\",\"dtype\":\"{dtype:?}\",\"batch\":{batch},\"warmup_ms\":{warmup_ms:.1},\"median_ms\":{median:.1},\"backbone_full_res_ms\":{backbone_ms:.1},\"mean_ms\":{mean:.1},\"images_per_s\":{:.3},\"peak_rss_mib\":{}}}",
             device_name(&device),
             batch as f64 * 1e3 / median,
             peak_rss_mib().map_or("null".into(), |m| m.to_string()),
