@@ -178,10 +178,7 @@ fn process(
                         }
                         Err(e) => {
                             let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
-                            // One line per failure, whatever the decoder's message holds.
-                            let message = format!("{e:#}");
-                            let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-                            failed.push((task.input.clone(), message));
+                            failed.push((task.input.clone(), crate::one_line(&e)));
                         }
                     }
                     bar.inc(1);

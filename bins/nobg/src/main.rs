@@ -20,10 +20,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            // One line: the error and its causes (some decoders put line breaks in theirs).
-            let message = format!("{e:#}");
-            let message: Vec<&str> = message.split_whitespace().collect();
-            eprintln!("nobg: error: {}", message.join(" "));
+            eprintln!("nobg: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -58,6 +55,14 @@ fn init_logs(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The error and its causes on one line (some decoders put line breaks in their messages).
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Loads the model the arguments name.

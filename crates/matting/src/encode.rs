@@ -92,12 +92,7 @@ pub fn encode(
                 .map_err(|e| encode_error(format, e))?;
         }
         OutputFormat::Jpeg => {
-            let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
-                return Err(encode_error(
-                    format,
-                    format!("{width}x{height} exceeds JPEG's largest side of 65535 pixels"),
-                ));
-            };
+            let (w, h) = jpeg_sides(width, height)?;
             let flat = flatten(image, jpeg_background);
             jpeg_encoder::Encoder::new(&mut out, quality)
                 .encode(&flat, w, h, jpeg_encoder::ColorType::Rgb)
@@ -155,12 +150,7 @@ pub fn encode_gray(
             Ok(out)
         }
         OutputFormat::Jpeg if width > 0 && height > 0 && QUALITY_RANGE.contains(&quality) => {
-            let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
-                return Err(encode_error(
-                    format,
-                    format!("{width}x{height} exceeds JPEG's largest side of 65535 pixels"),
-                ));
-            };
+            let (w, h) = jpeg_sides(width, height)?;
             let mut out = Vec::new();
             jpeg_encoder::Encoder::new(&mut out, quality)
                 .encode(mask.as_raw(), w, h, jpeg_encoder::ColorType::Luma)
@@ -175,6 +165,17 @@ pub fn encode_gray(
             });
             encode(&rgba, format, quality, DEFAULT_JPEG_BACKGROUND)
         }
+    }
+}
+
+/// The sides as JPEG's 16-bit fields, or an error for a larger image.
+fn jpeg_sides(width: u32, height: u32) -> Result<(u16, u16), MattingError> {
+    match (u16::try_from(width), u16::try_from(height)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(encode_error(
+            OutputFormat::Jpeg,
+            format!("{width}x{height} exceeds JPEG's largest side of 65535 pixels"),
+        )),
     }
 }
 

@@ -66,27 +66,7 @@ fn opaque_background_colour_is_blended_in_by_the_mask() {
         ..Default::default()
     };
     let out = remover.remove(coffee(), &opts).unwrap();
-    // Every pixel is the photo over green by the mask (straight alpha), to a rounding step.
-    let mut soft = 0;
-    for ((c, s), m) in out
-        .cutout
-        .pixels()
-        .zip(source.pixels())
-        .zip(out.mask.pixels())
-    {
-        assert_eq!(c[3], 255);
-        let alpha = f64::from(m[0]) / 255.0;
-        for (channel, bg) in [(0, 0.0), (1, 255.0), (2, 0.0)] {
-            let expected = f64::from(s[channel]) * alpha + bg * (1.0 - alpha);
-            assert!(
-                (f64::from(c[channel]) - expected).abs() <= 1.0,
-                "channel {channel}: {} vs {expected} (mask {})",
-                c[channel],
-                m[0]
-            );
-        }
-        soft += usize::from(m[0] > 0 && m[0] < 255);
-    }
+    let soft = assert_blended(&out, &source, [0.0, 255.0, 0.0]);
     assert!(
         soft > 0,
         "the mask has soft pixels, so blending is exercised"
@@ -109,6 +89,17 @@ fn background_image_is_blended_in_by_the_mask() {
     let source = image::load_from_memory(&photo("coffee.png"))
         .unwrap()
         .to_rgb8();
+    assert_blended(&out, &source, [10.0, 20.0, 30.0]);
+}
+
+/// Asserts that every pixel of the opaque cut-out is `source` over `background` by the mask
+/// (straight alpha), to a rounding step; returns how many mask values were soft (not 0 or 255).
+fn assert_blended(
+    out: &nobg::RemoveOutput,
+    source: &image::RgbImage,
+    background: [f64; 3],
+) -> usize {
+    let mut soft = 0;
     for ((c, s), m) in out
         .cutout
         .pixels()
@@ -117,11 +108,18 @@ fn background_image_is_blended_in_by_the_mask() {
     {
         assert_eq!(c[3], 255);
         let alpha = f64::from(m[0]) / 255.0;
-        for (channel, bg) in [(0, 10.0), (1, 20.0), (2, 30.0)] {
+        for (channel, bg) in background.into_iter().enumerate() {
             let expected = f64::from(s[channel]) * alpha + bg * (1.0 - alpha);
-            assert!((f64::from(c[channel]) - expected).abs() <= 1.0);
+            assert!(
+                (f64::from(c[channel]) - expected).abs() <= 1.0,
+                "channel {channel}: {} vs {expected} (mask {})",
+                c[channel],
+                m[0]
+            );
         }
+        soft += usize::from(m[0] > 0 && m[0] < 255);
     }
+    soft
 }
 
 #[test]
