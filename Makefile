@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-full test-sdk parity bench lint fmt check-backends
+.PHONY: run test test-full test-sdk parity bench lint fmt check-backends fuzz-smoke soak
 
 # Run the server on the default model (RMBG-2.0, downloaded from the Hugging Face hub on first
 # run; it is gated: accept its licence on the hub and export HF_TOKEN first).
@@ -48,3 +48,25 @@ check-backends:
 	@if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; then \
 		$(CARGO) check -p birefnet --features metal --target aarch64-apple-darwin; \
 	else echo "check-backends: target aarch64-apple-darwin not installed: --features metal not checked"; fi
+
+# Each cargo-fuzz target of crates/api/fuzz for FUZZ_SECONDS (nightly + cargo-fuzz), new inputs
+# kept under target/ (the seed corpus in the repo stays as it is); without a nightly toolchain,
+# the same checks as stable property tests with many more cases than `make test` runs.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := tasks predictions image_ref
+fuzz-smoke:
+	@if cargo +nightly fuzz --version >/dev/null 2>&1; then \
+		for t in $(FUZZ_TARGETS); do \
+			mkdir -p target/fuzz-corpus/$$t; \
+			(cd crates/api/fuzz && cargo +nightly fuzz run $$t ../../../target/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+		done; \
+	else \
+		echo "fuzz-smoke: no nightly cargo-fuzz: running the stable property tests instead"; \
+		PROPTEST_CASES=20000 $(CARGO) test --release -p nobg-api --test parsers_never_panic; \
+	fi
+
+# The long soak: 10 000 tasks from 64 concurrent REST and WebSocket clients against the release
+# binary; prints the (tasks, RSS) curve. `make test` runs a short one (1 000 tasks).
+soak:
+	NOBG_SOAK_TASKS=$${NOBG_SOAK_TASKS:-10000} NOBG_SOAK_CLIENTS=$${NOBG_SOAK_CLIENTS:-64} \
+		$(CARGO) test --release -p nobg-server --test soak

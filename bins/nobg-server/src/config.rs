@@ -77,6 +77,9 @@ pub struct Args {
     /// Requests that may wait per model before 429.
     #[arg(long, env = "NOBG_QUEUE_DEPTH")]
     pub queue_depth: Option<usize>,
+    /// Seconds in-flight work may take to finish after SIGTERM before it is failed.
+    #[arg(long, env = "NOBG_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// The whole configuration, after merging. Durations are in seconds in the TOML file.
@@ -119,6 +122,11 @@ pub struct Limits {
     pub sync_timeout_secs: u64,
     /// In-flight tasks per WebSocket connection.
     pub max_tasks_per_connection: usize,
+    /// After SIGTERM: how long in-flight work may take to finish before it is failed (reported
+    /// to `getResponse`, webhooks and waiting clients) and the process exits.
+    pub shutdown_grace_secs: u64,
+    /// A client must send a request's whole header within this time (slow-header clients).
+    pub header_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +214,8 @@ impl Default for Limits {
             max_tasks_per_request: 64,
             sync_timeout_secs: 300,
             max_tasks_per_connection: 256,
+            shutdown_grace_secs: 30,
+            header_read_timeout_secs: 30,
         }
     }
 }
@@ -347,6 +357,9 @@ impl ServerConfig {
         if let Some(n) = args.queue_depth {
             self.batching.queue_depth = n;
         }
+        if let Some(secs) = args.shutdown_grace_secs {
+            self.limits.shutdown_grace_secs = secs;
+        }
         Ok(())
     }
 
@@ -369,6 +382,14 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.limits.shutdown_grace_secs)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.header_read_timeout_secs.max(1))
     }
 
     pub fn sync_timeout(&self) -> Duration {

@@ -5,6 +5,7 @@
 //! size and time limits.
 
 mod address_policy;
+mod destination;
 mod resolver;
 pub mod webhook;
 

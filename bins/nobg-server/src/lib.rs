@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod fetch;
+pub mod http_serve;
 pub mod metrics;
 pub mod models;
 pub mod predictions;

@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::backend::Backend;
 use crate::config::ServerConfig;
+use crate::http_serve::serve_http;
 use crate::routes::{files, health, rest};
 use crate::state::{AppState, SharedState};
 use crate::{predictions, ws};
@@ -70,8 +71,8 @@ impl RunningServer {
     }
 }
 
-/// Serves until `signal` resolves, then drains: in-flight HTTP requests, WebSocket tasks,
-/// async jobs and webhooks get up to the sync timeout to finish, then the backend stops.
+/// Serves until `signal` resolves, then drains within the shutdown grace period (see
+/// [`drain`]), then stops the backend.
 pub async fn serve(
     listener: TcpListener,
     state: SharedState,
@@ -79,28 +80,59 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(Arc::clone(&state)));
     let token = state.shutdown.clone();
-    let on_signal = async move {
-        signal.await;
-        token.cancel();
-    };
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    axum::serve(listener, router(Arc::clone(&state)))
-        .with_graceful_shutdown(on_signal)
-        .await?;
-
-    tracing::info!("draining in-flight tasks");
-    state.tracker.close();
-    if tokio::time::timeout(state.config.sync_timeout(), state.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight tasks did not finish in time");
+    let http = tokio::spawn(serve_http(
+        listener,
+        router(Arc::clone(&state)),
+        state.config.header_read_timeout(),
+        token.clone(),
+    ));
+    tokio::select! {
+        _ = signal => token.cancel(),
+        _ = token.cancelled() => {}
     }
+    drain(&state, http).await;
     sweeper.abort();
     let backend = Arc::clone(&state.backend);
     tokio::task::spawn_blocking(move || backend.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// New connections are refused; open requests, WebSocket tasks, async jobs and webhooks get
+/// four fifths of the grace period to finish. Whatever still runs then is failed
+/// (`serviceUnavailable` to `getResponse`, its webhook and any waiting client), and the last
+/// fifth lets those reports go out. The grace period bounds the whole drain.
+async fn drain(state: &SharedState, http: JoinHandle<()>) {
+    tracing::info!("draining in-flight tasks");
+    state.tracker.close();
+    let grace = state.config.shutdown_grace();
+    let deadline = tokio::time::Instant::now() + grace;
+    let everything = async {
+        let _ = http.await;
+        state.tracker.wait().await;
+    };
+    tokio::pin!(everything);
+    if tokio::time::timeout(grace.mul_f64(0.8), &mut everything)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        running = state.tracker.len(),
+        "in-flight work did not finish within the grace period: failing it"
+    );
+    state.abort.cancel();
+    if tokio::time::timeout_at(deadline, &mut everything)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = state.tracker.len(),
+            "exiting with work still running"
+        );
+    }
 }
 
 /// Deletes expired files, tasks, sessions and jobs.

@@ -34,6 +34,9 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Fired when shutdown starts: WebSocket loops stop reading and drain.
     pub shutdown: CancellationToken,
+    /// Fired when the shutdown grace period runs out: tasks still running end with an error
+    /// result (to `getResponse`, the webhook, the waiting client) instead of vanishing.
+    pub abort: CancellationToken,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
             metrics: Metrics::new()?,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            abort: CancellationToken::new(),
             models,
             storage,
             fetcher,

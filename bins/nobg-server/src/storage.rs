@@ -1,7 +1,11 @@
 //! Stored images (uploads, inputs, results) on local disk, each deleted when its TTL ends.
 //!
 //! Files are `<uuid>.<ext>` in one directory; the index (expiry, MIME type) lives in memory, so
-//! files left by a previous run are unreachable and deleted at start-up.
+//! files left by a previous run are unreachable and deleted at start-up. A server owns its
+//! directory ([`dir_lock`]) so that it never deletes the files of another live server, and
+//! writes each file under a temporary name first, so that a failed write never serves half a file.
+
+pub mod dir_lock;
 
 use std::collections::HashMap;
 use std::io;
@@ -11,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use nobg_api::task_uuid::is_uuid;
 use uuid::Uuid;
+
+/// Files being written; never served, deleted at start-up.
+const TEMP_PREFIX: &str = ".partial-";
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -29,18 +36,27 @@ pub struct StoredImage {
 
 pub struct Storage {
     dir: PathBuf,
+    _owner: dir_lock::DirLock,
     index: Mutex<HashMap<String, Entry>>,
 }
 
 impl Storage {
-    /// Opens (creating) `dir` and deletes the files an earlier run left there.
+    /// Opens (creating) `dir`, takes ownership of it (refused while another server holds it),
+    /// and deletes the files an earlier run left there.
     pub async fn open(dir: &Path) -> io::Result<Self> {
         tokio::fs::create_dir_all(dir).await?;
+        let owner = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || dir_lock::DirLock::acquire(&dir))
+                .await
+                .map_err(io::Error::other)??
+        };
         let mut leftovers = 0usize;
         let mut entries = tokio::fs::read_dir(dir).await?;
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name();
-            if parse_file_name(&name.to_string_lossy()).is_some() {
+            let name = name.to_string_lossy();
+            if parse_file_name(&name).is_some() || name.starts_with(TEMP_PREFIX) {
                 tokio::fs::remove_file(entry.path()).await?;
                 leftovers += 1;
             }
@@ -50,6 +66,7 @@ impl Storage {
         }
         Ok(Self {
             dir: dir.to_owned(),
+            _owner: owner,
             index: Mutex::new(HashMap::new()),
         })
     }
@@ -63,7 +80,16 @@ impl Storage {
         ttl: Duration,
     ) -> io::Result<String> {
         let id = Uuid::new_v4().to_string();
-        tokio::fs::write(self.path_of(&id, extension), bytes).await?;
+        // Whole or nothing: a file appears under its served name only once completely written.
+        let temp = self.dir.join(format!("{TEMP_PREFIX}{id}.{extension}"));
+        let written = match tokio::fs::write(&temp, bytes).await {
+            Ok(()) => tokio::fs::rename(&temp, self.path_of(&id, extension)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
         let entry = Entry {
             extension: extension.to_owned(),
             mime: mime.to_owned(),

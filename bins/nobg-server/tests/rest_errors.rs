@@ -239,13 +239,14 @@ async fn internal_urls_are_refused_unless_allow_listed() {
         );
     }
     assert_eq!(receiver.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
-    // Webhook and upload destinations obey the same rule: the task fails on upload...
+    // Webhook and upload destinations obey the same rule, refused at submission (400).
     let (status, body) = srv
         .post(json!([{"taskType":"removeBackground","taskUUID":new_uuid(),"inputImage":b64(&fixture("chelsea.png")),
             "uploadEndpoint":receiver.url("/put")}]))
         .await;
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(error_of(&body)["code"], "uploadFailed");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_of(&body)["code"], "invalidUploadEndpoint");
+    assert_eq!(error_of(&body)["parameter"], "uploadEndpoint");
     assert_eq!(receiver.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     srv.stop().await;
 }

@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod error;
 pub mod fields;
 pub mod image_ref;
+pub mod invariants;
 pub mod output;
 pub mod predictions;
 pub mod remove_background;

@@ -23,6 +23,8 @@ pub struct FakeBackend {
     /// Options of every call, in order.
     pub calls: Mutex<Vec<RemoveOptions>>,
     pub removals: AtomicU64,
+    /// How many of the next removals panic (a fault in the model worker), after the delay.
+    pub panics: AtomicU64,
 }
 
 impl FakeBackend {
@@ -61,6 +63,13 @@ impl Backend for Arc<FakeBackend> {
                 .and_then(|mut e| (!e.is_empty()).then(|| e.remove(0)));
             if let Some(err) = scripted {
                 return Err(err);
+            }
+            let panic_now = this
+                .panics
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if panic_now {
+                panic!("fake backend: injected fault");
             }
             this.removals.fetch_add(1, Ordering::Relaxed);
             let decoded =

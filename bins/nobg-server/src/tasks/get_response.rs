@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::registry::TaskState;
 use crate::state::{AppState, Caller};
 
-pub fn run(state: &AppState, caller: &Caller, task_uuid: &str) -> Result<Value, TaskError> {
+pub async fn run(state: &AppState, caller: &Caller, task_uuid: &str) -> Result<Value, TaskError> {
     let record = state
         .tasks
         .get(task_uuid, caller.owner.as_deref())
@@ -24,7 +24,8 @@ pub fn run(state: &AppState, caller: &Caller, task_uuid: &str) -> Result<Value, 
             serde_json::to_value(TaskStatus::processing(&record.task_type, task_uuid))
                 .map_err(|e| TaskError::new("internalServerError", e.to_string(), 500))
         }
-        TaskState::Succeeded(mut item) => {
+        TaskState::Succeeded(item) => {
+            let mut item = super::retained::restore(&state.storage, item).await?;
             if let Some(obj) = item.as_object_mut() {
                 obj.insert("status".into(), Value::from("success"));
             }

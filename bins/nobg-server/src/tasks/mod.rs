@@ -1,10 +1,12 @@
 //! Executing validated tasks, the same way for REST and WebSocket.
 
 pub mod backend_error;
+pub mod destinations;
 pub mod get_response;
 pub mod input;
 pub mod registry;
 pub mod remove;
+pub mod retained;
 pub mod upload;
 
 use std::time::{Duration, Instant};
@@ -44,7 +46,11 @@ pub async fn handle(
         }
         Task::RemoveBackground(t) => {
             let (task_type, task_uuid) = (t.task_type.clone(), t.task_uuid.clone());
-            match remove::start(state, caller, *t) {
+            let started = match destinations::check(state, &t).await {
+                Ok(()) => remove::start(state, caller, *t),
+                Err(e) => Err(e),
+            };
+            match started {
                 // The job records its own metrics when it ends.
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => (task_type, task_uuid, Err(e)),
@@ -57,7 +63,9 @@ pub async fn handle(
             (nobg_api::task::IMAGE_UPLOAD.to_owned(), task_uuid, r)
         }
         Task::GetResponse { task_uuid } => {
-            let r = get_response::run(state, caller, &task_uuid).map(Outcome::Item);
+            let r = get_response::run(state, caller, &task_uuid)
+                .await
+                .map(Outcome::Item);
             (nobg_api::task::GET_RESPONSE.to_owned(), task_uuid, r)
         }
     };

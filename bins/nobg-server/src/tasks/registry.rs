@@ -29,6 +29,14 @@ impl Entry {
     fn alive(&self, now: Instant) -> bool {
         self.state == TaskState::Processing || self.expires_at > now
     }
+
+    /// A task the server refused for want of capacity (429, or 503 while shutting down) was never
+    /// accepted: `getResponse` still reports the refusal, but a retry may reuse the UUID.
+    fn holds_uuid(&self, now: Instant) -> bool {
+        let refused =
+            matches!(&self.state, TaskState::Failed(e) if matches!(e.http_status, 429 | 503));
+        self.alive(now) && !refused
+    }
 }
 
 /// A task as `getResponse` sees it.
@@ -61,7 +69,7 @@ impl TaskRegistry {
         let key = task_uuid.to_ascii_lowercase();
         let now = Instant::now();
         let mut tasks = self.lock();
-        if tasks.get(&key).is_some_and(|e| e.alive(now)) {
+        if tasks.get(&key).is_some_and(|e| e.holds_uuid(now)) {
             return Err(TaskError::new(
                 "conflictTaskUUID",
                 format!("A task with taskUUID '{task_uuid}' already exists. Each task needs a unique taskUUID."),
@@ -168,5 +176,19 @@ mod tests {
         assert_eq!(r.sweep(), 1);
         // The expired UUID is free again.
         r.begin(other, "removeBackground", None).unwrap();
+    }
+
+    #[test]
+    fn a_task_refused_for_capacity_frees_its_uuid_but_reports_the_refusal() {
+        let r = TaskRegistry::new(Duration::from_secs(60));
+        r.begin(U, "removeBackground", None).unwrap();
+        let busy = TaskError::new("rateLimitExceeded", "busy", 429);
+        r.finish(U, Err(busy.clone()));
+        assert_eq!(r.get(U, None).unwrap().state, TaskState::Failed(busy));
+        r.begin(U, "removeBackground", None).unwrap();
+        assert_eq!(r.get(U, None).unwrap().state, TaskState::Processing);
+        // Any other failure keeps the UUID taken for the retention time.
+        r.finish(U, Err(TaskError::new("inferenceError", "boom", 500)));
+        assert!(r.begin(U, "removeBackground", None).is_err());
     }
 }

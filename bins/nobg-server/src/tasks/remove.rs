@@ -3,11 +3,13 @@
 //! result, PUTs it to `uploadEndpoint`, records it for `getResponse` and POSTs it to
 //! `webhookURL`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use nobg::{AlphaMattingParams, Background, OutputFormat as NobgFormat, RemoveOptions};
 use nobg_api::results::{RemoveBackgroundResult, TaskStatus};
 use nobg_api::{
@@ -49,9 +51,14 @@ pub fn start(
     let caller = caller.clone();
     state.tracker.spawn(async move {
         let started = Instant::now();
-        let outcome = run(&job_state, &caller, &task, model)
+        let outcome = guarded(&job_state, run(&job_state, &caller, &task, model))
             .await
             .map_err(|e| e.for_task(Some(&task.task_type), Some(&task.task_uuid)));
+        if let Err(e) = &outcome {
+            if e.http_status >= 500 {
+                tracing::error!(task_uuid = %task.task_uuid, code = %e.code, status = e.http_status, message = %e.message, "task failed on the server");
+            }
+        }
         let label = match &outcome {
             Ok(_) => "success",
             Err(e) => e.code.as_str(),
@@ -59,7 +66,9 @@ pub fn start(
         job_state
             .metrics
             .task(&task.task_type, label, started.elapsed());
-        job_state.tasks.finish(&task.task_uuid, outcome.clone());
+        job_state
+            .tasks
+            .finish(&task.task_uuid, outcome.clone().map(super::retained::compact));
         if let Some(url) = &task.webhook_url {
             notify_webhook(&job_state, url, &outcome).await;
         }
@@ -72,6 +81,34 @@ pub fn start(
     } else {
         Outcome::Pending(rx)
     })
+}
+
+/// The job's work, but a panic inside it becomes an error result (not a task that stays
+/// "processing" forever), and the end of the shutdown grace period fails it rather than let it
+/// vanish with the process.
+async fn guarded(
+    state: &SharedState,
+    work: impl std::future::Future<Output = Result<Value, TaskError>>,
+) -> Result<Value, TaskError> {
+    tokio::select! {
+        result = AssertUnwindSafe(work).catch_unwind() => result.unwrap_or_else(|panic| {
+            tracing::error!(panic = panic_text(panic.as_ref()), "a task panicked");
+            Err(TaskError::new("internalServerError", "The task failed on the server.", 500))
+        }),
+        _ = state.abort.cancelled() => Err(TaskError::new(
+            "serviceUnavailable",
+            "The server shut down before the task finished. Submit it again.",
+            503,
+        )),
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
 }
 
 async fn run(

@@ -5,6 +5,7 @@
 //! socket's sending half and drains a channel. Results go through the session, never straight
 //! to the channel, so that a result finishing after a disconnect waits for the resume.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,10 @@ struct Connection {
     writer: mpsc::UnboundedSender<Frame>,
     auth: Option<Authenticated>,
     in_flight: Arc<Semaphore>,
+    /// Result frames handed to the writer and not yet written: a client that sends tasks but
+    /// never reads its results is refused more work once this reaches the in-flight cap, so
+    /// it cannot pile up results in memory.
+    unwritten: Arc<AtomicUsize>,
 }
 
 async fn connection(state: SharedState, socket: WebSocket, host: Option<String>) {
@@ -59,7 +64,13 @@ async fn connection(state: SharedState, socket: WebSocket, host: Option<String>)
     let (sink, stream) = socket.split();
     let (tx, rx) = mpsc::unbounded_channel();
     let stop_writer = CancellationToken::new();
-    let writer = tokio::spawn(write_frames(sink, rx, stop_writer.clone()));
+    let unwritten = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_frames(
+        sink,
+        rx,
+        stop_writer.clone(),
+        Arc::clone(&unwritten),
+    ));
     let max_in_flight = state.config.limits.max_tasks_per_connection;
     let mut conn = Connection {
         state: Arc::clone(&state),
@@ -67,6 +78,7 @@ async fn connection(state: SharedState, socket: WebSocket, host: Option<String>)
         writer: tx.clone(),
         auth: None,
         in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        unwritten,
     };
 
     let shutting_down = read_frames(&mut conn, stream).await;
@@ -123,6 +135,7 @@ async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Frame>,
     stop: CancellationToken,
+    unwritten: Arc<AtomicUsize>,
 ) -> Vec<Frame> {
     loop {
         let frame = tokio::select! {
@@ -131,11 +144,12 @@ async fn write_frames(
             _ = stop.cancelled() => break,
         };
         let Some(frame) = frame else { break };
-        if sink
+        let sent = sink
             .send(Message::Text(Utf8Bytes::from(frame.clone())))
-            .await
-            .is_err()
-        {
+            .await;
+        // Any frame written makes room (auth answers and pongs are not counted, hence saturating).
+        let _ = unwritten.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if sent.is_err() {
             let mut unsent = vec![frame];
             while let Ok(f) = rx.try_recv() {
                 unsent.push(f);
@@ -245,11 +259,16 @@ impl Connection {
             self.set_auth(session, None);
         }
         let Some(auth) = &self.auth else { return };
-        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+        let max = self.state.config.limits.max_tasks_per_connection;
+        let permit = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .ok()
+            .filter(|_| self.unwritten.load(Ordering::Relaxed) < max);
+        let Some(permit) = permit else {
             let (task_type, task_uuid) = task_identity(&task);
             let err = TaskError::new(
                 "rateLimitExceeded",
-                "Too many tasks in flight on this connection.",
+                "Too many tasks in flight, or results unread, on this connection.",
                 429,
             )
             .for_task(task_type.as_deref(), task_uuid.as_deref());
@@ -258,6 +277,7 @@ impl Connection {
         let state = Arc::clone(&self.state);
         let session = Arc::clone(&auth.session);
         let caller = auth.caller.clone();
+        let unwritten = Arc::clone(&self.unwritten);
         self.state.tracker.spawn(async move {
             let (task_type, task_uuid) = task_identity(&task);
             let result = match tasks::handle(&state, &caller, task).await {
@@ -276,6 +296,7 @@ impl Connection {
                     Envelope::error(e.for_task(task_type.as_deref(), task_uuid.as_deref()))
                 }
             };
+            unwritten.fetch_add(1, Ordering::Relaxed);
             session.deliver(envelope.to_ws_json().to_string());
             drop(permit);
         });
