@@ -14,7 +14,7 @@
 //! (which follow `NOBG_SOAK_WARMUP` warm-up tasks, 1 000 by default). Prints the (tasks, RSS)
 //! curve.
 //!
-//! `cargo test -p nobg-server --test soak` runs the short version (1 000 tasks, 16 clients);
+//! `cargo test -p nobg-server --test soak` runs the short version (1 000 tasks, 8 clients);
 //! `make soak` the long one (`NOBG_SOAK_TASKS=10000 NOBG_SOAK_CLIENTS=64`, release build).
 //! Other knobs: `NOBG_SOAK_QUEUE_DEPTH` (default 4), `NOBG_SOAK_MALLOC_ARENA_MAX` (passed to the
 //! server as `MALLOC_ARENA_MAX`, to compare allocator behaviour), `NOBG_SOAK_RETENTION_SECS`
@@ -58,6 +58,17 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Threads of the server (tokio's blocking pool grows with file I/O under load).
+    fn threads(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("/proc/<pid>/status");
@@ -363,7 +374,7 @@ async fn main() {
     // (1 s of results, 3 s of files here) reach their steady size before the baseline.
     let warmup = env_usize("NOBG_SOAK_WARMUP", 1000);
     let total = warmup + measured;
-    let clients = env_usize("NOBG_SOAK_CLIENTS", 16).max(2);
+    let clients = env_usize("NOBG_SOAK_CLIENTS", 8).max(2);
     let queue_depth = env_usize("NOBG_SOAK_QUEUE_DEPTH", 4);
     let server = start_server(queue_depth);
     let images = Arc::new(images());
@@ -388,13 +399,13 @@ async fn main() {
         .collect();
 
     // RSS at the start, after the warm-up, then after every tenth of the measured tasks.
-    let mut curve: Vec<(usize, u64)> = vec![(0, server.rss_kib())];
+    let mut curve: Vec<(usize, u64, u64)> = vec![(0, server.rss_kib(), server.threads())];
     let step = (measured / 10).max(1);
     let mut mark = warmup;
     while mark <= total {
         let done = tally.done.load(Ordering::Relaxed);
         if done >= mark {
-            curve.push((done, server.rss_kib()));
+            curve.push((done, server.rss_kib(), server.threads()));
             mark += step;
             continue;
         }
@@ -408,11 +419,15 @@ async fn main() {
     }
     let wall = started.elapsed();
     let end_rss = server.rss_kib();
-    curve.push((tally.done.load(Ordering::Relaxed), end_rss));
+    curve.push((
+        tally.done.load(Ordering::Relaxed),
+        end_rss,
+        server.threads(),
+    ));
 
-    println!("soak: tasks done -> server RSS (MiB)");
-    for (done, rss) in &curve {
-        println!("soak: {done:>6} {:>8.1}", *rss as f64 / 1024.0);
+    println!("soak: tasks done -> server RSS (MiB), threads");
+    for (done, rss, threads) in &curve {
+        println!("soak: {done:>6} {:>8.1} {threads:>5}", *rss as f64 / 1024.0);
     }
     let succeeded = tally.succeeded.load(Ordering::Relaxed);
     let server_errors = tally.server_errors.load(Ordering::Relaxed);
@@ -432,7 +447,7 @@ async fn main() {
     assert_eq!(succeeded, total, "every task answered exactly once");
     let early = curve
         .iter()
-        .find(|(done, _)| *done >= warmup + step)
+        .find(|(done, _, _)| *done >= warmup + step)
         .map_or(curve[0].1, |p| p.1);
     let growth = end_rss as f64 / early as f64;
     println!("soak: RSS at the end / after the first tenth of the measured tasks = {growth:.3}");
