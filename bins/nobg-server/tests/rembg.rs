@@ -205,3 +205,48 @@ async fn openapi_and_docs_page() {
     assert!(!html.contains("http://") && !html.contains("https://cdn"));
     s.server.shutdown().await.unwrap();
 }
+
+/// Pixel values, not only equality with the library: `om` answers a gray mask equal to the alpha
+/// of a plain call, and `bgc` an opaque image whose fully transparent pixels become the colour.
+#[tokio::test]
+async fn only_mask_and_bgc_change_the_pixels_as_rembg_does() {
+    let s = TestServer::start().await;
+    let img = fixture("chelsea.png");
+    let decode = |b: &[u8]| image::load_from_memory(b).expect("a PNG");
+
+    let (status, _, plain) = post(&s, "", file_form(img.clone())).await;
+    assert_eq!(status, 200);
+    let plain = decode(&plain).to_rgba8();
+    let (status, _, mask) = post(&s, "", file_form(img.clone()).text("om", "true")).await;
+    assert_eq!(status, 200);
+    let mask = decode(&mask);
+    assert_eq!(mask.color(), image::ColorType::L8, "om answers a gray PNG");
+    let mask = mask.to_luma8();
+    assert_eq!(mask.dimensions(), plain.dimensions());
+    assert!(mask.pixels().any(|p| p[0] > 0) && mask.pixels().any(|p| p[0] < 255));
+    for (m, p) in mask.pixels().zip(plain.pixels()) {
+        assert_eq!(m[0], p[3]);
+    }
+
+    let (status, _, composed) = post(&s, "?bgc=255,0,0,255", file_form(img.clone())).await;
+    assert_eq!(status, 200);
+    let composed = decode(&composed).to_rgba8();
+    assert!(
+        composed.pixels().all(|p| p[3] == 255),
+        "bgc gives an opaque image"
+    );
+    let transparent = plain
+        .pixels()
+        .zip(composed.pixels())
+        .filter(|(p, _)| p[3] == 0);
+    let mut count = 0;
+    for (_, c) in transparent {
+        assert_eq!(c.0, [255, 0, 0, 255]);
+        count += 1;
+    }
+    assert!(
+        count > 0,
+        "the fixture's cut-out has fully transparent pixels"
+    );
+    s.server.shutdown().await.unwrap();
+}
