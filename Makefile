@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-full test-sdk parity bench lint fmt check-backends fuzz-smoke soak
+.PHONY: run test test-full test-sdk test-dropin parity bench lint fmt check-backends fuzz-smoke soak
 
 # Run the server on the default model (RMBG-2.0, downloaded from the Hugging Face hub on first
 # run; it is gated: accept its licence on the hub and export HF_TOKEN first).
@@ -15,10 +15,15 @@ run:
 test:
 	$(CARGO) test --workspace
 	bash tests/sdk/run.sh
+	bash tests/dropin/run.sh
 	bash tests/readme/run.sh
 
 test-sdk:
 	bash tests/sdk/run.sh
+
+# remove.bg clients (PyPI removebg 0.04, npm remove.bg 1.3.0) and rembg's API via requests.
+test-dropin:
+	bash tests/dropin/run.sh
 
 # Also the slow tests: RMBG-2.0's full architecture at 1024x1024 against the reference.
 test-full: test

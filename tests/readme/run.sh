@@ -25,12 +25,12 @@ sub="\${1:-}"
 for a in "\$@"; do
   if [ -n "\$skip" ]; then skip=""; continue; fi
   case "\$a" in
-    --model) skip=1 ;;
+    --model|-m) skip=1 ;;
     --synthetic|--weights) synthetic=1; args+=("\$a") ;;
     *) args+=("\$a") ;;
   esac
 done
-case "\$sub" in remove|batch|bench) [ -n "\$synthetic" ] || args+=(--synthetic tiny) ;; esac
+case "\$sub" in remove|batch|bench|i|p) [ -n "\$synthetic" ] || args+=(--synthetic tiny) ;; esac
 exec "$target/debug/nobg" "\${args[@]}"
 WRAP
 chmod +x "$work/bin/nobg"
@@ -57,7 +57,7 @@ for i, (lang, body) in enumerate(blocks):
 print(f"{len(blocks)} blocks", file=sys.stderr)
 PY
 
-export PATH="$work/bin:$PATH" RUNWARE_API_KEY=readme-key BRIA_API_KEY=readme-key
+export PATH="$work/bin:$PATH" RUNWARE_API_KEY=readme-key BRIA_API_KEY=readme-key REMOVEBG_API_KEY=readme-key
 sdk_python=$target/sdk-env/py-new/bin/python
 failed=0
 for block in "$work"/blocks/*; do
@@ -78,6 +78,9 @@ check photo.nobg.png "RGBA"
 check cutout.webp "Web/P image"
 check mask.png "grayscale"
 check on-white.jpg "JPEG image data"
+check rembg-mask.png "grayscale"
+check removebg.jpg "JPEG image data"
+check rembg-cli.png "PNG image data"
 check from-stdin.png "PNG image data"
 check cutouts/trip/photo.png "PNG image data"
 [ -s "$work/tiny.safetensors" ] || { log "FAILED: tiny.safetensors"; failed=1; }

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::backend::Backend;
 use crate::config::ServerConfig;
 use crate::http_serve::serve_http;
-use crate::routes::{files, health, rest};
+use crate::routes::{files, health, rembg, removebg, rest};
 use crate::state::{AppState, SharedState};
 use crate::{predictions, ws};
 
@@ -35,6 +35,15 @@ pub fn router(state: SharedState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        // Drop-ins for rembg's server and remove.bg's API.
+        .route(
+            "/api/remove",
+            get(rembg::get_remove).post(rembg::post_remove),
+        )
+        .route("/api", get(rembg::docs))
+        .route("/openapi.json", get(rembg::openapi))
+        .route("/v1.0/removebg", post(removebg::post_removebg))
+        .route("/v1.0/account", get(removebg::get_account))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

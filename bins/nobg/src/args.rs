@@ -22,9 +22,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Remove the background of one image.
+    /// Remove the background of one image (`i`: rembg's name, with its flags `-m -a -af -ab -ae
+    /// -om -ppm -bgc`).
+    #[command(visible_alias = "i")]
     Remove(RemoveArgs),
-    /// Remove the backgrounds of every image under a folder, keeping the folder structure.
+    /// Remove the backgrounds of every image under a folder, keeping the folder structure (`p`:
+    /// rembg's name, with its flags).
+    #[command(visible_alias = "p")]
     Batch(BatchArgs),
     /// List the model presets: licence, size, whether the checkpoint is cached.
     Models,

@@ -4,6 +4,7 @@ mod args;
 mod batch;
 mod bench;
 mod models;
+mod rembg_args;
 mod remove;
 
 use std::process::ExitCode;
@@ -15,7 +16,14 @@ use nobg::Remover;
 use args::{Cli, Command, ModelArgs};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // rembg's `i` / `p` flags are rewritten first (clap has no multi-letter short flags).
+    let cli = match rembg_args::translate(std::env::args_os().collect()) {
+        Ok(args) => Cli::parse_from(args),
+        Err(e) => {
+            eprintln!("nobg: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logs(cli.verbose);
     match run(cli.command) {
         Ok(code) => code,

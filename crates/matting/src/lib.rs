@@ -11,6 +11,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod foreground;
+pub mod layout;
 pub mod mask;
 pub mod postprocess;
 pub mod preprocess;
