@@ -140,6 +140,9 @@ pub struct Ttls {
     pub upload_secs: u64,
     /// How long `getResponse` remembers a task (also the `conflictTaskUUID` window).
     pub task_retention_secs: u64,
+    /// Most tasks `getResponse` remembers at once; past it the oldest finished ones are
+    /// forgotten first (about 1.3 KB each).
+    pub max_retained_tasks: usize,
     /// How often expired files are deleted.
     pub sweep_interval_secs: u64,
 }
@@ -227,6 +230,7 @@ impl Default for Ttls {
             max_output_secs: 7 * 24 * 3600,
             upload_secs: 24 * 3600,
             task_retention_secs: 1800,
+            max_retained_tasks: 100_000,
             sweep_interval_secs: 10,
         }
     }
@@ -372,6 +376,9 @@ impl ServerConfig {
         }
         if self.batching.max_batch == 0 || self.batching.queue_depth == 0 {
             bail!("batching.max_batch and batching.queue_depth must be at least 1");
+        }
+        if self.ttl.max_retained_tasks == 0 {
+            bail!("ttl.max_retained_tasks must be at least 1");
         }
         if self.limits.max_tasks_per_request == 0 || self.limits.max_tasks_per_connection == 0 {
             bail!("limits.max_tasks_per_request and limits.max_tasks_per_connection must be at least 1");

@@ -58,7 +58,10 @@ impl AppState {
         let fetcher = Fetcher::new(&config.fetch)?;
         Ok(Arc::new(Self {
             keys: ApiKeys::new(config.api_keys.clone()),
-            tasks: TaskRegistry::new(Duration::from_secs(config.ttl.task_retention_secs)),
+            tasks: TaskRegistry::new(
+                Duration::from_secs(config.ttl.task_retention_secs),
+                config.ttl.max_retained_tasks,
+            ),
             sessions: Sessions::new(
                 Duration::from_secs(config.websocket.resume_window_secs),
                 config.websocket.max_buffered_frames,

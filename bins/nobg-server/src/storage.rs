@@ -123,6 +123,17 @@ impl Storage {
             .then_some(image)
     }
 
+    /// Deletes the image now (an input nobody will ask for); unknown ids are ignored.
+    pub async fn delete(&self, id: &str) {
+        let id = id.to_ascii_lowercase();
+        let Some(entry) = self.lock().remove(&id) else {
+            return;
+        };
+        if let Err(e) = tokio::fs::remove_file(self.path_of(&id, &entry.extension)).await {
+            tracing::warn!(%id, error = %e, "cannot delete a stored file");
+        }
+    }
+
     /// Deletes expired files; returns how many.
     pub async fn sweep(&self) -> usize {
         let now = Instant::now();
@@ -137,6 +148,13 @@ impl Storage {
                 .filter_map(|id| index.remove(&id).map(|e| (id, e)))
                 .collect()
         };
+        {
+            // A burst's worth of index capacity is returned once the burst has expired.
+            let mut index = self.lock();
+            if index.capacity() > 4 * index.len() + 1024 {
+                index.shrink_to_fit();
+            }
+        }
         for (id, entry) in &expired {
             if let Err(e) = tokio::fs::remove_file(self.path_of(id, &entry.extension)).await {
                 tracing::warn!(%id, error = %e, "cannot delete an expired file");
@@ -208,6 +226,11 @@ mod tests {
         assert!(storage.get_file(&format!("{id}.jpg")).await.is_none());
         assert!(storage.get_file("../../etc/passwd").await.is_none());
         assert!(storage.get(&Uuid::new_v4().to_string()).await.is_none());
+        // Deleted: unreachable at once and gone from disk; unknown ids are ignored.
+        storage.delete(&id.to_uppercase()).await;
+        assert!(storage.get(&id).await.is_none() && storage.is_empty());
+        assert!(!dir.join(format!("{id}.png")).exists());
+        storage.delete(&id).await;
         std::fs::remove_dir_all(dir).unwrap();
     }
 

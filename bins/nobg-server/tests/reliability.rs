@@ -26,8 +26,23 @@ fn queue_full() -> NobgError {
 #[tokio::test]
 async fn a_task_refused_with_429_can_be_retried_with_the_same_uuid() {
     let fake = FakeBackend::new();
-    let srv = TestServer::with_backend(test_config(), Arc::new(Arc::clone(&fake))).await;
+    let config = test_config();
+    let dir = config.storage_dir.clone();
+    let srv = TestServer::with_backend(config, Arc::new(Arc::clone(&fake))).await;
     let image = b64(&fixture("chelsea.png"));
+    // Stored images (`<uuid>.<ext>`); the lock file and temporaries start with a dot.
+    let stored_files = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+    };
 
     // REST: several tasks in one request, two of them refused for capacity.
     fake.push_error(queue_full());
@@ -43,11 +58,15 @@ async fn a_task_refused_with_429_can_be_retried_with_the_same_uuid() {
             .await;
         assert_eq!(polled["errors"][0]["code"], "rateLimitExceeded", "{polled}");
     }
+    // A refused task keeps none of its input: retries must not pile up stored files.
+    assert_eq!(stored_files(), 0);
     for task in &tasks {
         let (status, body) = srv.post(json!([removal(task, &image)])).await;
         assert_eq!(status, 200, "retry of {task}: {body}");
         assert_eq!(body["data"][0]["taskUUID"], task.as_str());
     }
+    // Each accepted task: its stored input and its output.
+    assert_eq!(stored_files(), 4);
     // A task that was accepted keeps its UUID.
     let (status, body) = srv.post(json!([removal(&tasks[0], &image)])).await;
     assert_eq!(

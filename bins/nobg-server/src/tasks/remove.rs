@@ -119,6 +119,10 @@ async fn run(
 ) -> Result<Value, TaskError> {
     let input = resolve(state, &task.input, task.input_parameter).await?;
     let input_format = require_image(&input.bytes, task.input_parameter)?;
+    // The input stored for this task alone; deleted again if the task fails, since no result
+    // will name it (a task refused with 429 would otherwise leave one file per retry for the
+    // whole `upload_secs`, a day by default).
+    let stored_here = input.stored_uuid.is_none();
     let input_image_uuid = match input.stored_uuid {
         Some(id) => id,
         // Runware reports the stored input; keeping it makes `inputImageUUID` usable later.
@@ -143,11 +147,15 @@ async fn run(
     };
 
     let options = remove_options(task, model);
-    let output = state
-        .backend
-        .remove(input.bytes, options)
-        .await
-        .map_err(|e| task_error(&e, task.input_parameter))?;
+    let output = match state.backend.remove(input.bytes, options).await {
+        Ok(output) => output,
+        Err(e) => {
+            if stored_here {
+                state.storage.delete(&input_image_uuid).await;
+            }
+            return Err(task_error(&e, task.input_parameter));
+        }
+    };
 
     let ttl = Duration::from_secs(task.ttl.unwrap_or(state.config.ttl.default_output_secs));
     let ext = task.output_format.extension();
