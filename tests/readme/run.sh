@@ -25,12 +25,12 @@ sub="\${1:-}"
 for a in "\$@"; do
   if [ -n "\$skip" ]; then skip=""; continue; fi
   case "\$a" in
-    --model) skip=1 ;;
+    --model|-m) skip=1 ;;
     --synthetic|--weights) synthetic=1; args+=("\$a") ;;
     *) args+=("\$a") ;;
   esac
 done
-case "\$sub" in remove|batch|bench) [ -n "\$synthetic" ] || args+=(--synthetic tiny) ;; esac
+case "\$sub" in remove|batch|bench|i|p) [ -n "\$synthetic" ] || args+=(--synthetic tiny) ;; esac
 exec "$target/debug/nobg" "\${args[@]}"
 WRAP
 chmod +x "$work/bin/nobg"
@@ -80,6 +80,7 @@ check mask.png "grayscale"
 check on-white.jpg "JPEG image data"
 check rembg-mask.png "grayscale"
 check removebg.jpg "JPEG image data"
+check rembg-cli.png "PNG image data"
 check from-stdin.png "PNG image data"
 check cutouts/trip/photo.png "PNG image data"
 [ -s "$work/tiny.safetensors" ] || { log "FAILED: tiny.safetensors"; failed=1; }
