@@ -77,6 +77,9 @@ pub struct Args {
     /// Requests that may wait per model before 429.
     #[arg(long, env = "NOBG_QUEUE_DEPTH")]
     pub queue_depth: Option<usize>,
+    /// Do not serve the web page at `/`.
+    #[arg(long, env = "NOBG_NO_UI")]
+    pub no_ui: bool,
 }
 
 /// The whole configuration, after merging. Durations are in seconds in the TOML file.
@@ -99,6 +102,8 @@ pub struct ServerConfig {
     pub websocket: WebSocketConfig,
     pub fetch: FetchConfig,
     pub batching: Batching,
+    /// Serve the web page at `/` (off with `--no-ui`).
+    pub ui: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +196,7 @@ impl Default for ServerConfig {
             websocket: WebSocketConfig::default(),
             fetch: FetchConfig::default(),
             batching: Batching::default(),
+            ui: true,
         }
     }
 }
@@ -346,6 +352,9 @@ impl ServerConfig {
         }
         if let Some(n) = args.queue_depth {
             self.batching.queue_depth = n;
+        }
+        if args.no_ui {
+            self.ui = false;
         }
         Ok(())
     }

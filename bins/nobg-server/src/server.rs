@@ -21,6 +21,11 @@ use crate::{predictions, ws};
 /// All routes. `/v1` is REST on POST and the WebSocket API on GET.
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
+    let ui = if state.config.ui {
+        crate::ui::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/v1", post(rest::post_tasks).get(ws::connection::upgrade))
         .route("/v1/", post(rest::post_tasks).get(ws::connection::upgrade))
@@ -34,6 +39,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/info", get(crate::ui::info))
+        .merge(ui)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
