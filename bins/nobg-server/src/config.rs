@@ -80,6 +80,9 @@ pub struct Args {
     /// Seconds in-flight work may take to finish after SIGTERM before it is failed.
     #[arg(long, env = "NOBG_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Do not serve the web page at `/`.
+    #[arg(long, env = "NOBG_NO_UI")]
+    pub no_ui: bool,
 }
 
 /// The whole configuration, after merging. Durations are in seconds in the TOML file.
@@ -102,6 +105,8 @@ pub struct ServerConfig {
     pub websocket: WebSocketConfig,
     pub fetch: FetchConfig,
     pub batching: Batching,
+    /// Serve the web page at `/` (off with `--no-ui`).
+    pub ui: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +207,7 @@ impl Default for ServerConfig {
             websocket: WebSocketConfig::default(),
             fetch: FetchConfig::default(),
             batching: Batching::default(),
+            ui: true,
         }
     }
 }
@@ -363,6 +369,9 @@ impl ServerConfig {
         }
         if let Some(secs) = args.shutdown_grace_secs {
             self.limits.shutdown_grace_secs = secs;
+        }
+        if args.no_ui {
+            self.ui = false;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod ui;
 pub mod ws;
 
 pub use config::{Args, ServerConfig};

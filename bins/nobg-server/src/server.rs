@@ -22,6 +22,11 @@ use crate::{predictions, ws};
 /// All routes. `/v1` is REST on POST and the WebSocket API on GET.
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
+    let ui = if state.config.ui {
+        crate::ui::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/v1", post(rest::post_tasks).get(ws::connection::upgrade))
         .route("/v1/", post(rest::post_tasks).get(ws::connection::upgrade))
@@ -44,6 +49,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/openapi.json", get(rembg::openapi))
         .route("/v1.0/removebg", post(removebg::post_removebg))
         .route("/v1.0/account", get(removebg::get_account))
+        .route("/info", get(crate::ui::info))
+        .merge(ui)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
