@@ -27,7 +27,7 @@ test-sdk:
 
 # Also the slow tests: RMBG-2.0's full architecture at 1024x1024 against the reference.
 test-full: test
-	$(CARGO) test --workspace -- --ignored --skip real_weights_match_onnxruntime
+	$(CARGO) test --workspace -- --ignored
 
 # Model parity on every fixture, release build (DEVICE=cuda DTYPE=f16 for a GPU).
 DEVICE ?= cpu

@@ -38,10 +38,16 @@ PY
 fi
 mkdir -p ref
 [ -f ref/model.safetensors ] || venv/bin/python "$root/tests/isnet_real/convert.py" medium.onnx ref/model.safetensors
-[ -f ref/rocket.ort.npy ] || venv/bin/python "$root/tests/isnet_real/reference.py" medium.onnx \
-    "$root/tests/fixtures/images" ref
+[ -f ref/rocket.ort.npy ] || venv/bin/python "$root/tests/isnet_real/reference.py" medium.onnx ref \
+    "$root"/tests/fixtures/images/*.png "$root"/tests/fixtures/images/*.jpg
 
 cd "$root"
-ISNET_REAL_DIR="$work/ref" cargo test --quiet -p isnet --test real -- --ignored --nocapture \
-    2>&1 | tee "$work/test.log"
-grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/test.log"
+status=0
+NOBG_ISNET_REAL="$work/ref/model.safetensors" NOBG_ISNET_REAL_DIR="$work/ref" \
+    cargo test --quiet -p isnet --test real_weights -- --nocapture 2>&1 | tee "$work/test.log" \
+    || status=1
+passed=$(grep -c '^PASS ' "$work/test.log" || true)
+failed=$(grep -c '^FAIL ' "$work/test.log" || true)
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "isnet-real: $passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -eq 5 ]

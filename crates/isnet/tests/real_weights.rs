@@ -67,6 +67,11 @@ fn check_photo(model: &isnet::IsNet, dir: &Path, name: &str) -> anyhow::Result<V
             ));
         }
     }
+    if failures.is_empty() {
+        println!("PASS {name}");
+    } else {
+        println!("FAIL {name}");
+    }
     Ok(failures)
 }
 
