@@ -66,7 +66,9 @@ impl Module for Rsu {
             skips.push(conv.forward(&input)?);
             debug_assert_eq!(skips.len(), i + 1);
         }
-        let deepest = skips.last().ok_or_else(|| candle_core::Error::Msg("empty RSU".into()))?;
+        let deepest = skips
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("empty RSU".into()))?;
         let mut hx = self.bottom.forward(deepest)?;
         for (conv, skip) in self.decoder.iter().zip(skips.iter().rev()) {
             let up = upsample_like(&hx, skip)?;

@@ -29,22 +29,31 @@ fn torch_bilinear(src: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize))
 }
 
 fn ramp(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 37 % 11) as f32) * 0.25 - 1.0).collect()
+    (0..n)
+        .map(|i| ((i * 37 % 11) as f32) * 0.25 - 1.0)
+        .collect()
 }
 
 #[test]
 fn upsample_like_matches_torch_bilinear_without_align_corners() -> anyhow::Result<()> {
     // Doubling (the decoder's usual case), odd ratios (ceil-mode pooling of odd sides) and a
     // shrink, each checked pixel by pixel.
-    for ((h, w), (oh, ow)) in [((2, 2), (4, 4)), ((3, 5), (6, 9)), ((5, 3), (7, 4)), ((6, 6), (4, 5))]
-    {
+    for ((h, w), (oh, ow)) in [
+        ((2, 2), (4, 4)),
+        ((3, 5), (6, 9)),
+        ((5, 3), (7, 4)),
+        ((6, 6), (4, 5)),
+    ] {
         let data = ramp(h * w);
         let src = Tensor::from_vec(data.clone(), (1, 1, h, w), &Device::Cpu)?;
         let tar = Tensor::zeros((1, 1, oh, ow), candle_core::DType::F32, &Device::Cpu)?;
         let got = upsample_like(&src, &tar)?.flatten_all()?.to_vec1::<f32>()?;
         let want = torch_bilinear(&data, (h, w), (oh, ow));
         for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-            assert!((g - e).abs() < 1e-6, "{h}x{w}->{oh}x{ow} at {i}: {g} vs {e}");
+            assert!(
+                (g - e).abs() < 1e-6,
+                "{h}x{w}->{oh}x{ow} at {i}: {g} vs {e}"
+            );
         }
     }
     // The documented PyTorch result of [[1,2],[3,4]] -> 4x4 (first row).

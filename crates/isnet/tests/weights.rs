@@ -7,7 +7,9 @@ use isnet::{find_preset, Config, IsNet};
 
 fn input(h: usize, w: usize) -> anyhow::Result<Tensor> {
     let n = 3 * h * w;
-    let data: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32) / 1000.0 - 0.5).collect();
+    let data: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32) / 1000.0 - 0.5)
+        .collect();
     Ok(Tensor::from_vec(data, (1, 3, h, w), &Device::Cpu)?)
 }
 
@@ -32,7 +34,9 @@ fn key_layout_is_rmbg_1_4() -> anyhow::Result<()> {
 
 #[test]
 fn written_checkpoints_load_in_every_float_dtype() -> anyhow::Result<()> {
-    let cfg = find_preset("rmbg-1.4").map(|p| p.config).unwrap_or_default();
+    let cfg = find_preset("rmbg-1.4")
+        .map(|p| p.config)
+        .unwrap_or_default();
     let reference = load_synthetic(&cfg, 7, &Device::Cpu, DType::F32)?;
     let x = input(64, 64)?;
     let want = reference.forward(&x)?;
