@@ -1,0 +1,153 @@
+//! The IS-Net network (RMBG-1.4's `BriaRMBG`): a stride-2 input conv, a six-stage RSU
+//! encoder, a five-stage RSU decoder and six side outputs, of which the finest (`side1`) is
+//! the mask.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+use crate::rebnconv::{pool_ceil, upsample_like};
+use crate::rsu::{Rsu, Rsu4F};
+use crate::{Config, Error, Result};
+
+/// One encoder or decoder stage: RSU7..RSU4 or RSU4F.
+#[derive(Debug, Clone)]
+enum Stage {
+    Rsu(Rsu),
+    Rsu4F(Rsu4F),
+}
+
+impl Module for Stage {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Stage::Rsu(m) => m.forward(x),
+            Stage::Rsu4F(m) => m.forward(x),
+        }
+    }
+}
+
+/// `(height, in, mid, out)` of `stage1..6` (height 0: RSU4F), as in RMBG-1.4.
+const ENCODER: [(usize, usize, usize, usize); 6] = [
+    (7, 64, 32, 64),
+    (6, 64, 32, 128),
+    (5, 128, 64, 256),
+    (4, 256, 128, 512),
+    (0, 512, 256, 512),
+    (0, 512, 256, 512),
+];
+/// `(height, in, mid, out)` of `stage5d..1d`.
+const DECODER: [(usize, usize, usize, usize); 5] = [
+    (0, 1024, 256, 512),
+    (4, 1024, 128, 256),
+    (5, 512, 64, 128),
+    (6, 256, 32, 64),
+    (7, 128, 16, 64),
+];
+
+fn stage(spec: (usize, usize, usize, usize), vb: VarBuilder) -> candle_core::Result<Stage> {
+    let (height, i, m, o) = spec;
+    Ok(if height == 0 {
+        Stage::Rsu4F(Rsu4F::new(i, m, o, vb)?)
+    } else {
+        Stage::Rsu(Rsu::new(height, i, m, o, vb)?)
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct IsNet {
+    conv_in: Conv2d,
+    /// `stage1..6`.
+    encoder: Vec<Stage>,
+    /// `stage5d..1d`.
+    decoder: Vec<Stage>,
+    /// Only `side1` contributes to the mask; `side2..6` are deep-supervision heads, loaded so
+    /// that a checkpoint missing them is refused like any other incomplete one.
+    side1: Conv2d,
+    _sides: Vec<Conv2d>,
+}
+
+impl IsNet {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> candle_core::Result<Self> {
+        let conv_in = candle_nn::conv2d(
+            cfg.in_channels,
+            64,
+            3,
+            Conv2dConfig {
+                padding: 1,
+                stride: 2,
+                ..Default::default()
+            },
+            vb.pp("conv_in"),
+        )?;
+        let encoder = ENCODER
+            .iter()
+            .enumerate()
+            .map(|(i, s)| stage(*s, vb.pp(format!("stage{}", i + 1))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let decoder = DECODER
+            .iter()
+            .enumerate()
+            .map(|(i, s)| stage(*s, vb.pp(format!("stage{}d", 5 - i))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let side = |i: usize, ch: usize| {
+            let cfg_side = Conv2dConfig {
+                padding: 1,
+                ..Default::default()
+            };
+            candle_nn::conv2d(ch, cfg.out_channels, 3, cfg_side, vb.pp(format!("side{i}")))
+        };
+        let side1 = side(1, 64)?;
+        let sides = [(2, 64), (3, 128), (4, 256), (5, 512), (6, 512)]
+            .into_iter()
+            .map(|(i, ch)| side(i, ch))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            conv_in,
+            encoder,
+            decoder,
+            side1,
+            _sides: sides,
+        })
+    }
+
+    /// Loads a safetensors checkpoint in RMBG-1.4's key layout (f32, f16 or bf16 tensors,
+    /// converted to `dtype`).
+    pub fn load(path: &Path, cfg: &Config, device: &Device, dtype: DType) -> Result<Self> {
+        let weights_error = |source| Error::Weights {
+            path: path.to_path_buf(),
+            source,
+        };
+        // SAFETY: the file is mapped read-only; like every mmap-based loader we rely on it not
+        // being truncated while mapped.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+            .map_err(weights_error)?;
+        Self::new(cfg, vb).map_err(weights_error)
+    }
+}
+
+impl Module for IsNet {
+    /// `[B, 3, H, W]` normalised image → `[B, 1, H, W]` mask probability.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let hxin = self.conv_in.forward(x)?;
+        // Encoder: each stage after the first sees the pooled output of the one before.
+        let mut skips: Vec<Tensor> = Vec::with_capacity(self.encoder.len());
+        for stage in &self.encoder {
+            let input = match skips.last() {
+                None => hxin.clone(),
+                Some(prev) => pool_ceil(prev)?,
+            };
+            skips.push(stage.forward(&input)?);
+        }
+        // Decoder: stage{k}d sees the upsampled deeper result next to encoder stage k.
+        let mut hx = skips
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("IS-Net has no encoder".into()))?;
+        for (stage, skip) in self.decoder.iter().zip(skips.iter().rev()) {
+            let up = upsample_like(&hx, skip)?;
+            hx = stage.forward(&Tensor::cat(&[&up, skip], 1)?)?;
+        }
+        let d1 = self.side1.forward(&hx)?;
+        candle_nn::ops::sigmoid(&upsample_like(&d1, x)?)
+    }
+}
