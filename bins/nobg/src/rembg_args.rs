@@ -35,7 +35,7 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let mut out: Vec<OsString> = args[..=pos].to_vec();
     let mut rest = args[pos + 1..].iter();
     let (mut matting, mut fg, mut bg, mut erode) = (false, 240u32, 10u32, 10u32);
-    let mut value = |flag: &str, rest: &mut std::slice::Iter<'_, OsString>| {
+    let value = |flag: &str, rest: &mut std::slice::Iter<'_, OsString>| {
         rest.next()
             .map(|v| v.to_string_lossy().into_owned())
             .ok_or_else(|| format!("{flag} needs a value"))
