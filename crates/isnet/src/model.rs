@@ -14,8 +14,8 @@ use crate::{Config, Error, Result};
 /// One encoder or decoder stage: RSU7..RSU4 or RSU4F.
 #[derive(Debug, Clone)]
 enum Stage {
-    Rsu(Rsu),
-    Rsu4F(Rsu4F),
+    Rsu(Box<Rsu>),
+    Rsu4F(Box<Rsu4F>),
 }
 
 impl Module for Stage {
@@ -48,9 +48,9 @@ const DECODER: [(usize, usize, usize, usize); 5] = [
 fn stage(spec: (usize, usize, usize, usize), vb: VarBuilder) -> candle_core::Result<Stage> {
     let (height, i, m, o) = spec;
     Ok(if height == 0 {
-        Stage::Rsu4F(Rsu4F::new(i, m, o, vb)?)
+        Stage::Rsu4F(Box::new(Rsu4F::new(i, m, o, vb)?))
     } else {
-        Stage::Rsu(Rsu::new(height, i, m, o, vb)?)
+        Stage::Rsu(Box::new(Rsu::new(height, i, m, o, vb)?))
     })
 }
 

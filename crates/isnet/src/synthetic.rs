@@ -94,9 +94,12 @@ pub fn load_synthetic(cfg: &Config, seed: u64, device: &Device, dtype: DType) ->
     Ok(IsNet::new(cfg, vb)?)
 }
 
+/// Tensor names with their shapes, in the order the model asked for them.
+type Requests = Vec<(String, Vec<usize>)>;
+
 /// Records what the model asks for, handing out zero-stride zeros (nothing is allocated).
 #[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<(String, Vec<usize>)>>>);
+struct Recorder(Arc<Mutex<Requests>>);
 
 impl SimpleBackend for Recorder {
     fn get(
