@@ -4,8 +4,9 @@ FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
 .PHONY: run test test-ui test-isnet-real test-full test-sdk test-dropin parity bench lint fmt check-backends fuzz-smoke soak
 
-# Run the server on the default model (RMBG-2.0, downloaded from the Hugging Face hub on first
-# run; it is gated: accept its licence on the hub and export HF_TOKEN first).
+# Run the server and its web page on the default model: BiRefNet_lite on a CPU (BiRefNet on a
+# GPU), downloaded from the Hugging Face hub on first run; no token needed. With HF_TOKEN set
+# (and RMBG-2.0's licence accepted on the hub), RMBG-2.0 is loaded too, for bria:2@1.
 run:
 	$(CARGO) run --release -p nobg-server -- --listen 0.0.0.0:8080
 

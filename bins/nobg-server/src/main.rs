@@ -1,6 +1,7 @@
 //! `nobg-server`: load the models, then serve the Runware and predictions APIs.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,12 +9,13 @@ use anyhow::Context;
 use clap::Parser;
 use nobg::{DecodeLimits, Remover};
 use nobg_server::backend::RemoverBackend;
+use nobg_server::models::ModelSource;
 use nobg_server::{serve, AppState, Args, ServerConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -21,21 +23,77 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = ServerConfig::load(Args::parse())?;
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line that says what to do (the causes joined), not a backtrace.
+            eprintln!(
+                "nobg-server: error: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut config = ServerConfig::load(Args::parse())?;
 
     // Bind first: a taken port fails in milliseconds, not after loading a model.
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let remover = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || build_remover(&config)).await??
+        let mut config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            fetch_checkpoints(&mut config)?;
+            build_remover(&config).map(|remover| (remover, config))
+        })
+        .await??
     };
+    let (remover, fetched) = remover;
+    config.models = fetched.models;
     for model in remover.models() {
         tracing::info!(name = %model.name, config = %model.config, default = model.is_default, "model loaded");
     }
     let state = AppState::new(config, Arc::new(RemoverBackend::new(remover))).await?;
     serve(listener, state, shutdown_signal()).await
+}
+
+/// Downloads the hub presets that are not in the cache yet, with a progress bar on stderr (when
+/// it is a terminal). A gated model of the built-in default set that cannot be fetched is left
+/// out with a warning; any other failure stops the start with one line saying what to do.
+fn fetch_checkpoints(config: &mut ServerConfig) -> anyhow::Result<()> {
+    let mut kept = Vec::with_capacity(config.models.len());
+    for source in std::mem::take(&mut config.models) {
+        let ModelSource::Preset { preset } = &source else {
+            kept.push(source);
+            continue;
+        };
+        let preset = nobg::catalog::preset(preset)?;
+        if nobg::catalog::cached_checkpoint(preset).is_some() {
+            kept.push(source);
+            continue;
+        }
+        tracing::info!(
+            model = preset.name,
+            repo = preset.repo_id,
+            size_mb = preset.size_mb,
+            "downloading (first run only)"
+        );
+        match nobg::catalog::download(preset, true) {
+            Ok(_) => kept.push(source),
+            Err(e) if config.default_models && preset.gated => {
+                tracing::warn!(
+                    "{} not loaded, so bria:2@1 and runware:110@1 requests will be refused: {e}",
+                    preset.name
+                );
+            }
+            Err(e) => return Err(e).with_context(|| format!("model `{}`", preset.name)),
+        }
+    }
+    config.models = kept;
+    Ok(())
 }
 
 fn build_remover(config: &ServerConfig) -> anyhow::Result<Remover> {

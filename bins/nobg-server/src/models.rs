@@ -77,6 +77,18 @@ pub fn default_air_map() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// How to load a model that a request asked for, where there is more to it than `--model NAME`.
+fn load_hint(name: &str) -> &'static str {
+    match name {
+        "rmbg-2.0" => {
+            " RMBG-2.0 is gated (CC BY-NC 4.0): accept its licence at \
+             https://huggingface.co/briaai/RMBG-2.0, export HF_TOKEN and restart the server \
+             with `--model rmbg-2.0` (or with no model flag, which loads it when HF_TOKEN is set)."
+        }
+        _ => "",
+    }
+}
+
 /// Resolves AIR ids against the loaded models.
 #[derive(Debug, Clone)]
 pub struct ModelRouter {
@@ -117,7 +129,10 @@ impl ModelRouter {
             Some(name) => Err(TaskError::invalid(
                 "model",
                 "string",
-                &format!("Model '{air}' is served by '{name}', which this server has not loaded."),
+                &format!(
+                    "Model '{air}' is served by '{name}', which this server has not loaded.{}",
+                    load_hint(name)
+                ),
             )
             .with_allowed_values(self.usable_airs())),
             None => Err(TaskError::invalid(
@@ -204,6 +219,18 @@ mod tests {
         assert!(allowed.contains(&"bria:2@1".into()));
         assert!(allowed.contains(&"runware:109@1".into()));
         assert!(!allowed.contains(&"runware:112@9".into()));
+        // bria:2@1 is RMBG-2.0 only: without it the error says how to load it.
+        let r = router(&["birefnet-lite"]);
+        let err = r.resolve(Some("bria:2@1")).unwrap_err();
+        assert_eq!(err.code, "invalidModel");
+        for fix in ["rmbg-2.0", "HF_TOKEN", "licence", "briaai/RMBG-2.0"] {
+            assert!(err.message.contains(fix), "{fix}: {}", err.message);
+        }
+        assert!(!err
+            .allowed_values
+            .clone()
+            .unwrap()
+            .contains(&"bria:2@1".into()));
         assert_eq!(
             r.resolve(Some("civitai:1@1")).unwrap_err().code,
             "invalidModel"
