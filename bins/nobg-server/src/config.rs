@@ -80,8 +80,8 @@ pub struct Args {
     /// Seconds in-flight work may take to finish after SIGTERM before it is failed.
     #[arg(long, env = "NOBG_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
-    /// Do not serve the web page at `/`.
-    #[arg(long, env = "NOBG_NO_UI")]
+    /// Do not serve the web page at `/` (`NOBG_NO_UI`: 1/true/yes/on, or 0/false/no/off).
+    #[arg(long, env = "NOBG_NO_UI", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_ui: bool,
 }
 
