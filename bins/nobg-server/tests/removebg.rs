@@ -198,6 +198,80 @@ async fn size_format_and_channels() {
     s.server.shutdown().await.unwrap();
 }
 
+/// The entries of a ZIP, in order, by name.
+fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (entry.name().unwrap().into_owned(), data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn format_zip_holds_color_jpg_and_alpha_png() {
+    let s = TestServer::start().await;
+    let img = fixture("astronaut.png");
+    let cut = cutout(&img).await;
+    let z =
+        send(removebg(&s).multipart(with_file(&img, &[("size", "full"), ("format", "zip")]))).await;
+    assert_eq!(z.status, 200, "{}", String::from_utf8_lossy(&z.body));
+    assert_eq!(z.header("content-type"), "application/zip");
+    assert_eq!((z.header("x-width"), z.header("x-height")), ("512", "512"));
+    let entries = unzip(&z.body);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["color.jpg", "alpha.png"]);
+
+    // alpha.png: the cut-out's matte exactly, one grey channel.
+    let alpha = &entries[1].1;
+    assert_eq!(describe(alpha), (512, 512, image::ColorType::L8));
+    let alpha = image::load_from_memory(alpha).unwrap().to_luma8();
+    for (x, y, p) in alpha.enumerate_pixels() {
+        assert_eq!(p[0], cut.get_pixel(x, y)[3], "alpha at ({x},{y})");
+    }
+    // color.jpg: the cut-out's colours (RGB, not blended), within JPEG's loss.
+    let color = &entries[0].1;
+    assert_eq!(&color[..3], &[0xff, 0xd8, 0xff]);
+    assert_eq!(describe(color), (512, 512, image::ColorType::Rgb8));
+    let color = image::load_from_memory(color).unwrap().to_rgb8();
+    let total: u64 = color
+        .enumerate_pixels()
+        .map(|(x, y, p)| {
+            let c = cut.get_pixel(x, y);
+            (0..3).map(|i| u64::from(p[i].abs_diff(c[i]))).sum::<u64>()
+        })
+        .sum();
+    let mean = total as f64 / (512.0 * 512.0 * 3.0);
+    assert!(mean < 3.0, "mean |color.jpg - cut-out RGB| = {mean}");
+
+    // The default size (preview, 0.25 MP) applies to both entries; JSON wraps the ZIP.
+    let z = send(
+        removebg(&s)
+            .header("Accept", "application/json")
+            .multipart(with_file(&img, &[("format", "zip")])),
+    )
+    .await;
+    assert_eq!(z.status, 200);
+    let zipped = unb64(z.json()["data"]["result_b64"].as_str().unwrap());
+    let entries = unzip(&zipped);
+    assert_eq!(describe(&entries[0].1).0, 500);
+    assert_eq!(describe(&entries[1].1).0, 500);
+
+    // channels=alpha with zip: the matte alone, as the PNG alpha.png would hold.
+    let m = send(removebg(&s).multipart(with_file(
+        &img,
+        &[("size", "full"), ("format", "zip"), ("channels", "alpha")],
+    )))
+    .await;
+    assert_eq!(m.header("content-type"), "image/png");
+    assert_eq!(describe(&m.body), (512, 512, image::ColorType::L8));
+    s.server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn backgrounds_colour_and_image() {
     let s = TestServer::start().await;

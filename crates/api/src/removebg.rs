@@ -98,6 +98,9 @@ pub enum Format {
     Png,
     Jpg,
     Webp,
+    /// A ZIP of `color.jpg` (the colours, RGB) and `alpha.png` (the matte, grey): remove.bg's
+    /// "color image and alpha matte image", with its JPG pixel budget.
+    Zip,
 }
 
 /// A length in pixels or in percent of some reference.
@@ -258,15 +261,21 @@ impl RemoveBgRequest {
                 ))
             }
         };
-        let format = match fields.get("format").unwrap_or("auto").to_ascii_lowercase().as_str() {
+        let format = match fields
+            .get("format")
+            .unwrap_or("auto")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "auto" => Format::Auto,
             "png" => Format::Png,
             "jpg" | "jpeg" => Format::Jpg,
             "webp" => Format::Webp,
+            "zip" => Format::Zip,
             other => {
                 return Err(RemoveBgError::bad(
                     "invalid_format",
-                    format!("Invalid format '{other}': expected auto, png, jpg or webp (zip is not supported)."),
+                    format!("Invalid format '{other}': expected auto, png, jpg, webp or zip."),
                 ))
             }
         };
@@ -615,8 +624,10 @@ mod tests {
         let r = parse(&[("image_url", "u"), ("format", "JPG"), ("channels", "alpha")]).unwrap();
         assert_eq!(r.format, Format::Jpg);
         assert!(r.alpha_only);
+        let r = parse(&[("image_url", "u"), ("format", "ZIP")]).unwrap();
+        assert_eq!(r.format, Format::Zip);
         assert_eq!(
-            code(&[("image_url", "u"), ("format", "zip")]),
+            code(&[("image_url", "u"), ("format", "tiff")]),
             "invalid_format"
         );
         assert_eq!(

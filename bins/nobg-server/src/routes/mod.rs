@@ -5,4 +5,5 @@ pub mod health;
 pub mod rembg;
 pub mod removebg;
 mod removebg_render;
+mod removebg_zip;
 pub mod rest;

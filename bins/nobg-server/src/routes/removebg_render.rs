@@ -8,6 +8,8 @@ use nobg_matting::composite::{composite, Background, CompositeOptions};
 use nobg_matting::encode::{encode, encode_gray, OutputFormat, DEFAULT_JPEG_BACKGROUND};
 use nobg_matting::layout::{self, Rect};
 
+use super::removebg_zip;
+
 /// A finished result.
 pub struct Rendered {
     pub encoded: Vec<u8>,
@@ -66,8 +68,9 @@ pub fn render(
 
     if request.alpha_only {
         let alpha = GrayImage::from_fn(w, h, |x, y| image::Luma([cutout.get_pixel(x, y)[3]]));
+        // A matte alone needs no ZIP: it comes as the PNG that `alpha.png` would hold.
         let format = match request.format {
-            Format::Png | Format::Auto => OutputFormat::Png,
+            Format::Png | Format::Auto | Format::Zip => OutputFormat::Png,
             Format::Jpg => OutputFormat::Jpeg,
             Format::Webp => OutputFormat::Webp,
         };
@@ -105,12 +108,23 @@ pub fn render(
         ..CompositeOptions::default()
     };
     let result = composite(&rgb, &alpha, None, &options).map_err(internal)?;
+    if request.format == Format::Zip {
+        let result =
+            layout::fit_pixel_budget(&result, request.size.max_pixels(false)).map_err(internal)?;
+        return Ok(Rendered {
+            encoded: removebg_zip::color_and_alpha(&result)?,
+            mime: removebg_zip::MIME,
+            width: result.width(),
+            height: result.height(),
+            foreground,
+        });
+    }
     let format = match request.format {
         Format::Png => OutputFormat::Png,
         Format::Jpg => OutputFormat::Jpeg,
         Format::Webp => OutputFormat::Webp,
         Format::Auto if result.pixels().any(|p| p[3] < u8::MAX) => OutputFormat::Png,
-        Format::Auto => OutputFormat::Jpeg,
+        Format::Auto | Format::Zip => OutputFormat::Jpeg,
     };
     let result = layout::fit_pixel_budget(
         &result,
