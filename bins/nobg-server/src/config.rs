@@ -152,6 +152,9 @@ pub struct Ttls {
     /// Most tasks `getResponse` remembers at once; past it the oldest finished ones are
     /// forgotten first (about 1.3 KB each).
     pub max_retained_tasks: usize,
+    /// Most predictions-API jobs kept at once (pending, running, or finished within
+    /// `task_retention_secs`); past it `POST /v1/predictions` answers 429.
+    pub max_prediction_jobs: usize,
     /// How often expired files are deleted.
     pub sweep_interval_secs: u64,
 }
@@ -242,6 +245,7 @@ impl Default for Ttls {
             upload_secs: 24 * 3600,
             task_retention_secs: 1800,
             max_retained_tasks: 100_000,
+            max_prediction_jobs: 10_000,
             sweep_interval_secs: 10,
         }
     }
@@ -414,8 +418,8 @@ impl ServerConfig {
         if self.batching.max_batch == 0 || self.batching.queue_depth == 0 {
             bail!("batching.max_batch and batching.queue_depth must be at least 1");
         }
-        if self.ttl.max_retained_tasks == 0 {
-            bail!("ttl.max_retained_tasks must be at least 1");
+        if self.ttl.max_retained_tasks == 0 || self.ttl.max_prediction_jobs == 0 {
+            bail!("ttl.max_retained_tasks and ttl.max_prediction_jobs must be at least 1");
         }
         if self.limits.max_tasks_per_request == 0 || self.limits.max_tasks_per_connection == 0 {
             bail!("limits.max_tasks_per_request and limits.max_tasks_per_connection must be at least 1");

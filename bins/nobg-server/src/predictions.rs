@@ -31,23 +31,47 @@ struct Entry {
     finished_at: Option<Instant>,
 }
 
-/// Every job, by id.
+/// Every job, by id: at most `max_jobs` at once (pending, running and finished ones kept for
+/// `retention`), so a client cannot grow it without bound.
 pub struct Jobs {
     retention: Duration,
+    max_jobs: usize,
     jobs: Mutex<HashMap<String, Entry>>,
 }
 
 impl Jobs {
-    pub fn new(retention: Duration) -> Self {
+    pub fn new(retention: Duration, max_jobs: usize) -> Self {
         Self {
             retention,
+            max_jobs,
             jobs: Mutex::new(HashMap::new()),
         }
     }
 
-    fn insert(&self, job: Job, owner: Owner, cancel: CancellationToken) {
+    /// Adds a job, or refuses it with 429 when the store is full even after forgetting the
+    /// expired ones.
+    fn insert(
+        &self,
+        job: Job,
+        owner: Owner,
+        cancel: CancellationToken,
+    ) -> Result<(), PredictionError> {
+        let mut jobs = self.lock();
+        if jobs.len() >= self.max_jobs {
+            Self::forget_expired(&mut jobs, self.retention);
+        }
+        if jobs.len() >= self.max_jobs {
+            return Err(PredictionError::new(
+                429,
+                format!(
+                    "the job store is full ({} jobs kept for {} s after they finish); retry later",
+                    self.max_jobs,
+                    self.retention.as_secs()
+                ),
+            ));
+        }
         let id = job.job_id.clone();
-        self.lock().insert(
+        jobs.insert(
             id,
             Entry {
                 job,
@@ -56,6 +80,7 @@ impl Jobs {
                 finished_at: None,
             },
         );
+        Ok(())
     }
 
     fn get(&self, id: &str, owner: &Owner) -> Option<Job> {
@@ -91,12 +116,15 @@ impl Jobs {
 
     /// Forgets final jobs older than the retention; returns how many.
     pub fn sweep(&self) -> usize {
+        Self::forget_expired(&mut self.lock(), self.retention)
+    }
+
+    fn forget_expired(jobs: &mut HashMap<String, Entry>, retention: Duration) -> usize {
         let now = Instant::now();
-        let mut jobs = self.lock();
         let before = jobs.len();
         jobs.retain(|_, e| {
             e.finished_at
-                .is_none_or(|t| now.duration_since(t) < self.retention)
+                .is_none_or(|t| now.duration_since(t) < retention)
         });
         before - jobs.len()
     }
@@ -196,9 +224,12 @@ pub async fn create(
         error: None,
     };
     let cancel = CancellationToken::new();
-    state
+    if let Err(full) = state
         .jobs
-        .insert(job.clone(), owner.clone(), cancel.clone());
+        .insert(job.clone(), owner.clone(), cancel.clone())
+    {
+        return error_response(full);
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let caller = Caller::new(&state, owner, host);
     let job_state = Arc::clone(&state);

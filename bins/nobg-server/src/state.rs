@@ -66,7 +66,10 @@ impl AppState {
                 Duration::from_secs(config.websocket.resume_window_secs),
                 config.websocket.max_buffered_frames,
             ),
-            jobs: Jobs::new(Duration::from_secs(config.ttl.task_retention_secs)),
+            jobs: Jobs::new(
+                Duration::from_secs(config.ttl.task_retention_secs),
+                config.ttl.max_prediction_jobs,
+            ),
             metrics: Metrics::new()?,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),

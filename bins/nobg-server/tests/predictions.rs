@@ -167,3 +167,72 @@ async fn errors_and_cancellation() {
     assert_eq!(job["status"], "cancelled");
     srv.stop().await;
 }
+
+/// Polls job `id` until it is final; returns its status.
+async fn wait_final(srv: &TestServer, id: &str) -> String {
+    for _ in 0..600 {
+        let (_, job) = call(
+            srv,
+            reqwest::Method::GET,
+            &format!("/v1/predictions/{id}"),
+            Some(KEY),
+            None,
+        )
+        .await;
+        match job["status"].as_str().unwrap() {
+            "pending" | "processing" => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => return other.to_owned(),
+        }
+    }
+    panic!("job {id} did not finish");
+}
+
+#[tokio::test]
+async fn the_job_store_is_capped_and_full_is_429_in_the_api_shape() {
+    let mut config = test_config();
+    config.ttl.max_prediction_jobs = 2;
+    config.ttl.task_retention_secs = 2;
+    let srv = TestServer::with_config(config).await;
+    let body =
+        json!({"model":"bria/remove-background","input":{"image":data_uri(&transparent_logo())}});
+    let create = || {
+        call(
+            &srv,
+            reqwest::Method::POST,
+            "/v1/predictions",
+            Some(KEY),
+            Some(body.clone()),
+        )
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, job) = create().await;
+        assert_eq!(status, 200, "{job}");
+        ids.push(job["job_id"].as_str().unwrap().to_owned());
+    }
+    let (status, full) = create().await;
+    assert_eq!(status, 429, "{full}");
+    assert_eq!(full["status"], 429);
+    let message = full["error"].as_str().unwrap();
+    assert!(message.contains("job store is full"), "{message}");
+    assert_eq!(
+        full.as_object().unwrap().len(),
+        2,
+        "only error and status: {full}"
+    );
+
+    // Finished jobs still count while getResponse-style retention keeps them pollable.
+    for id in &ids {
+        assert_eq!(wait_final(&srv, id).await, "completed");
+    }
+    let (status, _) = create().await;
+    assert_eq!(
+        status, 429,
+        "finished jobs within their retention still count"
+    );
+    // Past the retention they are forgotten and the store takes new jobs again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, job) = create().await;
+    assert_eq!(status, 200, "{job}");
+    srv.stop().await;
+}
