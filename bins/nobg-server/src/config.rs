@@ -164,6 +164,9 @@ pub struct Ttls {
 pub struct WebSocketConfig {
     /// Close a connection after this long without any client message.
     pub idle_timeout_secs: u64,
+    /// Close a connection when writing one frame to it takes longer than this (a client that
+    /// does not read); its unsent results stay with the session for a resume.
+    pub write_timeout_secs: u64,
     /// Keep a disconnected session's undelivered results this long for a resume.
     pub resume_window_secs: u64,
     /// Frames kept per disconnected session.
@@ -255,6 +258,7 @@ impl Default for WebSocketConfig {
     fn default() -> Self {
         Self {
             idle_timeout_secs: 120,
+            write_timeout_secs: 30,
             resume_window_secs: 120,
             max_buffered_frames: 1024,
             auth_error_compat: false,

@@ -53,9 +53,9 @@ struct Connection {
     writer: mpsc::UnboundedSender<Frame>,
     auth: Option<Authenticated>,
     in_flight: Arc<Semaphore>,
-    /// Result frames handed to the writer and not yet written: a client that sends tasks but
-    /// never reads its results is refused more work once this reaches the in-flight cap, so
-    /// it cannot pile up results in memory.
+    /// Frames handed to the writer and not yet written: a client that sends tasks but never
+    /// reads is refused more work once this reaches the in-flight cap, and disconnected at
+    /// twice the cap (its refusals count too), so it cannot pile up frames in memory.
     unwritten: Arc<AtomicUsize>,
 }
 
@@ -64,13 +64,21 @@ async fn connection(state: SharedState, socket: WebSocket, host: Option<String>)
     let (sink, stream) = socket.split();
     let (tx, rx) = mpsc::unbounded_channel();
     let stop_writer = CancellationToken::new();
+    let writer_gone = CancellationToken::new();
     let unwritten = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn(write_frames(
         sink,
         rx,
         stop_writer.clone(),
         Arc::clone(&unwritten),
+        Duration::from_secs(state.config.websocket.write_timeout_secs.max(1)),
     ));
+    let writer_done = writer_gone.clone();
+    let writer = tokio::spawn(async move {
+        let unsent = writer.await.unwrap_or_default();
+        writer_done.cancel();
+        unsent
+    });
     let max_in_flight = state.config.limits.max_tasks_per_connection;
     let mut conn = Connection {
         state: Arc::clone(&state),
@@ -81,7 +89,7 @@ async fn connection(state: SharedState, socket: WebSocket, host: Option<String>)
         unwritten,
     };
 
-    let shutting_down = read_frames(&mut conn, stream).await;
+    let shutting_down = read_frames(&mut conn, stream, writer_gone).await;
     if shutting_down {
         // Finish what this connection started before closing it, within the limit.
         let grace = state.config.sync_timeout();
@@ -103,13 +111,35 @@ async fn connection(state: SharedState, socket: WebSocket, host: Option<String>)
     state.metrics.ws_connected(-1);
 }
 
-/// Reads until the client leaves, goes idle, or the server shuts down (returns `true`).
-async fn read_frames(conn: &mut Connection, mut stream: SplitStream<WebSocket>) -> bool {
+/// Reads until the client leaves, goes idle, stops reading (the writer gave up, or its unread
+/// frames are over budget), or the server shuts down (returns `true`).
+async fn read_frames(
+    conn: &mut Connection,
+    mut stream: SplitStream<WebSocket>,
+    writer_gone: CancellationToken,
+) -> bool {
     let idle = Duration::from_secs(conn.state.config.websocket.idle_timeout_secs);
     let shutdown = conn.state.shutdown.clone();
+    let budget = conn
+        .state
+        .config
+        .limits
+        .max_tasks_per_connection
+        .saturating_mul(2);
     loop {
+        if conn.unwritten.load(Ordering::Relaxed) >= budget {
+            tracing::warn!(
+                unread_frames = budget,
+                "closing a WebSocket connection whose client does not read"
+            );
+            return false;
+        }
         let next = tokio::select! {
             _ = shutdown.cancelled() => return true,
+            _ = writer_gone.cancelled() => {
+                tracing::warn!("closing a WebSocket connection that could not be written to");
+                return false;
+            }
             next = tokio::time::timeout(idle, stream.next()) => next,
         };
         let message = match next {
@@ -130,12 +160,14 @@ async fn read_frames(conn: &mut Connection, mut stream: SplitStream<WebSocket>) 
     }
 }
 
-/// Sends frames until stopped; returns the frames it could not send.
+/// Sends frames until stopped, or until one takes longer than `write_timeout` (a client that
+/// does not read); returns the frames it could not send.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Frame>,
     stop: CancellationToken,
     unwritten: Arc<AtomicUsize>,
+    write_timeout: Duration,
 ) -> Vec<Frame> {
     loop {
         let frame = tokio::select! {
@@ -144,12 +176,15 @@ async fn write_frames(
             _ = stop.cancelled() => break,
         };
         let Some(frame) = frame else { break };
-        let sent = sink
-            .send(Message::Text(Utf8Bytes::from(frame.clone())))
-            .await;
-        // Any frame written makes room (auth answers and pongs are not counted, hence saturating).
+        let sent = tokio::time::timeout(
+            write_timeout,
+            sink.send(Message::Text(Utf8Bytes::from(frame.clone()))),
+        )
+        .await;
+        // Any frame written makes room (saturating: frames of a resumed session's buffer were
+        // counted by the connection that queued them).
         let _ = unwritten.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        if sent.is_err() {
+        if !matches!(sent, Ok(Ok(()))) {
             let mut unsent = vec![frame];
             while let Ok(f) = rx.try_recv() {
                 unsent.push(f);
@@ -200,13 +235,17 @@ async fn on_text(conn: &mut Connection, bytes: &[u8]) {
 impl Connection {
     /// Straight to this connection (auth answers, pongs, frame-level errors).
     fn send_now(&self, envelope: &Envelope) {
+        self.unwritten.fetch_add(1, Ordering::Relaxed);
         let _ = self.writer.send(envelope.to_ws_json().to_string());
     }
 
     /// Through the session when there is one, so it survives a reconnect.
     fn send(&self, envelope: &Envelope) {
         match &self.auth {
-            Some(auth) => auth.session.deliver(envelope.to_ws_json().to_string()),
+            Some(auth) => {
+                self.unwritten.fetch_add(1, Ordering::Relaxed);
+                auth.session.deliver(envelope.to_ws_json().to_string());
+            }
             None => self.send_now(envelope),
         }
     }
@@ -229,6 +268,7 @@ impl Connection {
                         obj.insert("error".into(), e);
                     }
                 }
+                self.unwritten.fetch_add(1, Ordering::Relaxed);
                 let _ = self.writer.send(frame.to_string());
             }
         }
