@@ -7,6 +7,7 @@
 //! probability `[B, 1, H, W]` (already a sigmoid, unlike BiRefNet's logits).
 
 pub mod config;
+pub mod cpu_conv;
 mod error;
 pub mod model;
 pub mod rebnconv;
@@ -15,4 +16,4 @@ pub mod synthetic;
 
 pub use config::{find_preset, presets, Config, Preset};
 pub use error::{Error, Result};
-pub use model::IsNet;
+pub use model::{IsNet, Trace};

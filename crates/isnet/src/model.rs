@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::rebnconv::{pool_ceil, upsample_like};
+use crate::rebnconv::{pool_ceil, upsample_like, FusedConv};
 use crate::rsu::{Rsu, Rsu4F};
 use crate::{Config, Error, Result};
 
@@ -18,11 +18,11 @@ enum Stage {
     Rsu4F(Box<Rsu4F>),
 }
 
-impl Module for Stage {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+impl Stage {
+    fn forward_cat(&self, parts: &[&Tensor]) -> candle_core::Result<Tensor> {
         match self {
-            Stage::Rsu(m) => m.forward(x),
-            Stage::Rsu4F(m) => m.forward(x),
+            Stage::Rsu(m) => m.forward_cat(parts),
+            Stage::Rsu4F(m) => m.forward_cat(parts),
         }
     }
 }
@@ -56,23 +56,22 @@ fn stage(spec: (usize, usize, usize, usize), vb: VarBuilder) -> candle_core::Res
 
 #[derive(Debug, Clone)]
 pub struct IsNet {
-    conv_in: Conv2d,
+    conv_in: FusedConv,
     /// `stage1..6`.
     encoder: Vec<Stage>,
     /// `stage5d..1d`.
     decoder: Vec<Stage>,
     /// Only `side1` contributes to the mask; `side2..6` are deep-supervision heads, loaded so
     /// that a checkpoint missing them is refused like any other incomplete one.
-    side1: Conv2d,
-    _sides: Vec<Conv2d>,
+    side1: FusedConv,
+    _sides: Vec<FusedConv>,
 }
 
 impl IsNet {
     pub fn new(cfg: &Config, vb: VarBuilder) -> candle_core::Result<Self> {
-        let conv_in = candle_nn::conv2d(
+        let conv_in = FusedConv::plain(
             cfg.in_channels,
             64,
-            3,
             Conv2dConfig {
                 padding: 1,
                 stride: 2,
@@ -95,7 +94,7 @@ impl IsNet {
                 padding: 1,
                 ..Default::default()
             };
-            candle_nn::conv2d(ch, cfg.out_channels, 3, cfg_side, vb.pp(format!("side{i}")))
+            FusedConv::plain(ch, cfg.out_channels, cfg_side, vb.pp(format!("side{i}")))
         };
         let side1 = side(1, 64)?;
         let sides = [(2, 64), (3, 128), (4, 256), (5, 512), (6, 512)]
@@ -126,28 +125,75 @@ impl IsNet {
     }
 }
 
-impl Module for IsNet {
-    /// `[B, 3, H, W]` normalised image → `[B, 1, H, W]` mask probability.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+/// Named intermediate outputs of one forward pass (`conv_in`, `stage1..6`, `stage5d..1d`), for
+/// checking the network layer by layer against the reference.
+#[derive(Debug, Default)]
+pub struct Trace {
+    pub stages: Vec<(String, Tensor)>,
+    /// When each stage output was recorded, from the start of the pass (for profiling).
+    pub elapsed: Vec<std::time::Duration>,
+}
+
+impl Trace {
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.stages.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+impl IsNet {
+    /// `[B, 3, H, W]` normalised image → `[B, 1, H, W]` logits: `side1`'s output upsampled to
+    /// the input size, before the sigmoid.
+    pub fn forward_logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_inner(x, None)
+    }
+
+    /// [`IsNet::forward_logits`], recording every stage's output in `trace`.
+    pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace) -> candle_core::Result<Tensor> {
+        self.forward_inner(x, Some(trace))
+    }
+
+    fn forward_inner(
+        &self,
+        x: &Tensor,
+        mut trace: Option<&mut Trace>,
+    ) -> candle_core::Result<Tensor> {
+        let start = std::time::Instant::now();
+        let mut record = |name: String, t: &Tensor| {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.stages.push((name, t.clone()));
+                trace.elapsed.push(start.elapsed());
+            }
+        };
         let hxin = self.conv_in.forward(x)?;
+        record("conv_in".into(), &hxin);
         // Encoder: each stage after the first sees the pooled output of the one before.
         let mut skips: Vec<Tensor> = Vec::with_capacity(self.encoder.len());
-        for stage in &self.encoder {
+        for (i, stage) in self.encoder.iter().enumerate() {
             let input = match skips.last() {
                 None => hxin.clone(),
                 Some(prev) => pool_ceil(prev)?,
             };
-            skips.push(stage.forward(&input)?);
+            let out = stage.forward_cat(&[&input])?;
+            record(format!("stage{}", i + 1), &out);
+            skips.push(out);
         }
         // Decoder: stage{k}d sees the upsampled deeper result next to encoder stage k.
         let mut hx = skips
             .pop()
             .ok_or_else(|| candle_core::Error::Msg("IS-Net has no encoder".into()))?;
-        for (stage, skip) in self.decoder.iter().zip(skips.iter().rev()) {
+        for (i, (stage, skip)) in self.decoder.iter().zip(skips.iter().rev()).enumerate() {
             let up = upsample_like(&hx, skip)?;
-            hx = stage.forward(&Tensor::cat(&[&up, skip], 1)?)?;
+            hx = stage.forward_cat(&[&up, skip])?;
+            record(format!("stage{}d", 5 - i), &hx);
         }
         let d1 = self.side1.forward(&hx)?;
-        candle_nn::ops::sigmoid(&upsample_like(&d1, x)?)
+        upsample_like(&d1, x)
+    }
+}
+
+impl Module for IsNet {
+    /// `[B, 3, H, W]` normalised image → `[B, 1, H, W]` mask probability.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.forward_logits(x)?)
     }
 }

@@ -1,40 +1,134 @@
-//! REBNCONV: 3×3 conv (optionally dilated), eval-mode BatchNorm, ReLU; plus the two shape ops
+//! REBNCONV: 3×3 conv (optionally dilated), eval-mode BatchNorm, ReLU — run as one conv whose
+//! weights carry the BatchNorm (folded at load) with the ReLU fused; plus the two shape ops
 //! every block shares.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, VarBuilder};
+use std::sync::Arc;
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+use crate::cpu_conv::{Conv3x3, Conv3x3Op};
 
 /// PyTorch's BatchNorm2d default.
 const BN_EPS: f64 = 1e-5;
 
+/// A 3×3 convolution with bias and optional ReLU, taking the channel concatenation of one or
+/// two inputs. f32 on the CPU runs [`Conv3x3`]; other devices and dtypes run candle's conv2d.
+#[derive(Debug, Clone)]
+pub enum FusedConv {
+    Cpu(Arc<Conv3x3>),
+    Candle { conv: Conv2d, relu: bool },
+}
+
+impl FusedConv {
+    /// `weight` `[c_out, c_in, 3, 3]` and `bias` `[c_out]`, already folded, in the model dtype.
+    fn new(weight: Tensor, bias: Tensor, cfg: Conv2dConfig, relu: bool) -> Result<Self> {
+        if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+            let (c_out, c_in, kh, kw) = weight.dims4()?;
+            if (kh, kw) != (3, 3) {
+                candle_core::bail!("expected a 3x3 kernel, got {kh}x{kw}")
+            }
+            Ok(Self::Cpu(Arc::new(Conv3x3 {
+                weight: weight.flatten_all()?.to_vec1()?,
+                bias: bias.to_vec1()?,
+                c_in,
+                c_out,
+                stride: cfg.stride,
+                padding: cfg.padding,
+                dilation: cfg.dilation,
+                relu,
+            })))
+        } else {
+            Ok(Self::Candle {
+                conv: Conv2d::new(weight, Some(bias), cfg),
+                relu,
+            })
+        }
+    }
+
+    /// A plain `nn.Conv2d(c_in, c_out, 3, ...)` with bias, keys `weight` and `bias`.
+    pub fn plain(c_in: usize, c_out: usize, cfg: Conv2dConfig, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((c_out, c_in, 3, 3), "weight")?;
+        let bias = vb.get(c_out, "bias")?;
+        Self::new(weight, bias, cfg, false)
+    }
+
+    /// The convolution of the channel concatenation of `parts` (one or two tensors).
+    pub fn forward_cat(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        match (self, parts) {
+            (Self::Cpu(op), [x]) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                x.contiguous()?.apply_op1(Conv3x3Op(op.clone()))
+            }
+            (Self::Cpu(op), [a, b]) if a.device().is_cpu() && a.dtype() == DType::F32 => a
+                .contiguous()?
+                .apply_op2(&b.contiguous()?, Conv3x3Op(op.clone())),
+            (Self::Cpu(_), _) => {
+                candle_core::bail!(
+                    "the f32 CPU conv got {} inputs not on the CPU in f32",
+                    parts.len()
+                )
+            }
+            (Self::Candle { conv, relu }, parts) => {
+                let x = match parts {
+                    [x] => conv.forward(x)?,
+                    parts => conv.forward(&Tensor::cat(parts, 1)?)?,
+                };
+                if *relu {
+                    x.relu()
+                } else {
+                    Ok(x)
+                }
+            }
+        }
+    }
+}
+
+impl Module for FusedConv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_cat(&[x])
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReBnConv {
-    conv_s1: Conv2d,
-    bn_s1: BatchNorm,
+    conv: FusedConv,
 }
 
 impl ReBnConv {
+    /// Loads `conv_s1.{weight,bias}` and `bn_s1.{weight,bias,running_mean,running_var}` and
+    /// folds the BatchNorm (eval mode) into the conv: `w·s`, `(b − mean)·s + β` with
+    /// `s = γ / sqrt(var + eps)`, computed in f32.
     pub fn new(in_ch: usize, out_ch: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
         let cfg = Conv2dConfig {
             padding: dilation,
             dilation,
             ..Default::default()
         };
-        let conv_s1 = candle_nn::conv2d(in_ch, out_ch, 3, cfg, vb.pp("conv_s1"))?;
-        let bn_cfg = BatchNormConfig {
-            eps: BN_EPS,
-            ..Default::default()
-        };
-        let bn_s1 = candle_nn::batch_norm(out_ch, bn_cfg, vb.pp("bn_s1"))?;
-        Ok(Self { conv_s1, bn_s1 })
+        let (conv, bn) = (vb.pp("conv_s1"), vb.pp("bn_s1"));
+        let dtype = vb.dtype();
+        let f32 = |t: Tensor| t.to_dtype(DType::F32);
+        let weight = f32(conv.get((out_ch, in_ch, 3, 3), "weight")?)?;
+        let bias = f32(conv.get(out_ch, "bias")?)?;
+        let gamma = f32(bn.get(out_ch, "weight")?)?;
+        let beta = f32(bn.get(out_ch, "bias")?)?;
+        let mean = f32(bn.get(out_ch, "running_mean")?)?;
+        let var = f32(bn.get(out_ch, "running_var")?)?;
+        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+        let weight = weight.broadcast_mul(&scale.reshape((out_ch, 1, 1, 1))?)?;
+        let bias = ((bias - mean)? * &scale)?.add(&beta)?;
+        let conv = FusedConv::new(weight.to_dtype(dtype)?, bias.to_dtype(dtype)?, cfg, true)?;
+        Ok(Self { conv })
+    }
+
+    /// The block on the channel concatenation of `parts`.
+    pub fn forward_cat(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        self.conv.forward_cat(parts)
     }
 }
 
 impl Module for ReBnConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.bn_s1
-            .forward_t(&self.conv_s1.forward(x)?, false)?
-            .relu()
+        self.conv.forward_cat(&[x])
     }
 }
 

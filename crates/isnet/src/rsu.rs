@@ -56,7 +56,15 @@ impl Rsu {
 
 impl Module for Rsu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let hxin = self.rebnconvin.forward(x)?;
+        self.forward_cat(&[x])
+    }
+}
+
+impl Rsu {
+    /// The block on the channel concatenation of `parts` (the decoder's upsampled deeper
+    /// result and its skip), without materialising the concatenation.
+    pub fn forward_cat(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        let hxin = self.rebnconvin.forward_cat(parts)?;
         let mut skips: Vec<Tensor> = Vec::with_capacity(self.encoder.len());
         for (i, conv) in self.encoder.iter().enumerate() {
             let input = match skips.last() {
@@ -72,7 +80,7 @@ impl Module for Rsu {
         let mut hx = self.bottom.forward(deepest)?;
         for (conv, skip) in self.decoder.iter().zip(skips.iter().rev()) {
             let up = upsample_like(&hx, skip)?;
-            hx = conv.forward(&Tensor::cat(&[&up, skip], 1)?)?;
+            hx = conv.forward_cat(&[&up, skip])?;
         }
         hx + hxin
     }
@@ -109,14 +117,21 @@ impl Rsu4F {
 
 impl Module for Rsu4F {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let hxin = self.rebnconvin.forward(x)?;
+        self.forward_cat(&[x])
+    }
+}
+
+impl Rsu4F {
+    /// The block on the channel concatenation of `parts`.
+    pub fn forward_cat(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        let hxin = self.rebnconvin.forward_cat(parts)?;
         let hx1 = self.encoder[0].forward(&hxin)?;
         let hx2 = self.encoder[1].forward(&hx1)?;
         let hx3 = self.encoder[2].forward(&hx2)?;
         let hx4 = self.bottom.forward(&hx3)?;
-        let hx3d = self.decoder[0].forward(&Tensor::cat(&[&hx4, &hx3], 1)?)?;
-        let hx2d = self.decoder[1].forward(&Tensor::cat(&[&hx3d, &hx2], 1)?)?;
-        let hx1d = self.decoder[2].forward(&Tensor::cat(&[&hx2d, &hx1], 1)?)?;
+        let hx3d = self.decoder[0].forward_cat(&[&hx4, &hx3])?;
+        let hx2d = self.decoder[1].forward_cat(&[&hx3d, &hx2])?;
+        let hx1d = self.decoder[2].forward_cat(&[&hx2d, &hx1])?;
         hx1d + hxin
     }
 }

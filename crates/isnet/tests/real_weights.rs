@@ -40,6 +40,11 @@ fn check_photo(model: &isnet::IsNet, dir: &Path, name: &str) -> anyhow::Result<V
     let input = Tensor::read_npy(dir.join(format!("{name}.input.npy")))?;
     let reference = Tensor::read_npy(dir.join(format!("{name}.ort.npy")))?;
     let ours = model.forward(&input)?.squeeze(0)?.squeeze(0)?;
+    // Older reference.py runs saved the mask as [1, 1, H, W]; the same values either way.
+    let reference = match reference.dims() {
+        [1, 1, _, _] => reference.squeeze(0)?.squeeze(0)?,
+        _ => reference,
+    };
     assert_eq!(ours.dims(), reference.dims(), "{name}: mask shape");
     let (ours, reference) = (levels(&ours)?, levels(&reference)?);
     let mean_abs = ours
