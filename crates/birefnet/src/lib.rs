@@ -18,6 +18,7 @@
 //! ```
 
 pub mod config;
+mod conv;
 pub mod decoder;
 pub mod deform_conv;
 pub mod device;

@@ -1,7 +1,8 @@
 //! The decoder's attention: ASPP with modulated deformable convolutions (`ASPPDeformable`).
 
+use crate::conv::{conv2d, conv2d_no_bias, Conv2d};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::deform_conv::{deform_conv2d, DeformConv2dConfig};
 use crate::ops::{global_avg_pool, resize_bilinear, BatchNorm2d};

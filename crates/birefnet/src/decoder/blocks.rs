@@ -1,8 +1,9 @@
 //! The decoder's building blocks: `BasicDecBlk`, `SimpleConvs` (image-patch input) and
 //! `BasicLatBlk` (lateral 1x1 convolution).
 
+use crate::conv::{conv2d, Conv2d};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::aspp::AsppDeformable;
 use crate::ops::BatchNorm2d;

@@ -11,8 +11,9 @@ pub use aspp::DeformableConv2d;
 pub use blocks::BasicDecBlk as SqueezeBlock;
 pub use patches::image_to_patches;
 
+use crate::conv::{conv2d, Conv2d};
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::config::{Config, PatchOrder};
 use crate::ops::{resize_bilinear, BatchNorm2d};

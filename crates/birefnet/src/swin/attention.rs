@@ -1,7 +1,11 @@
 //! Window multi-head self-attention with relative position bias (W-MSA / SW-MSA).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
+
+use super::fused::{self, FusedParams};
 
 #[derive(Debug, Clone)]
 pub struct WindowAttention {
@@ -12,6 +16,8 @@ pub struct WindowAttention {
     /// `relative_position_bias_table[relative_position_index]`, gathered once at load:
     /// [1, heads, N, N] with N = window_size².
     position_bias: Tensor,
+    /// Set for f32 on the CPU, where [`fused::window_attention`] replaces the tensor-op path.
+    fused: Option<Arc<FusedParams>>,
 }
 
 impl WindowAttention {
@@ -27,13 +33,49 @@ impl WindowAttention {
             .permute((2, 0, 1))?
             .unsqueeze(0)?
             .contiguous()?;
+        let qkv = linear(dim, dim * 3, vb.pp("qkv"))?;
+        let scale = ((dim / num_heads) as f64).powf(-0.5);
+        let fused = match (qkv.bias(), vb.device(), vb.dtype()) {
+            (Some(bias), Device::Cpu, DType::F32) => Some(Arc::new(FusedParams {
+                qkv_bias: bias.to_vec1()?,
+                position_bias: position_bias.flatten_all()?.to_vec1()?,
+                heads: num_heads,
+                scale: scale as f32,
+            })),
+            _ => None,
+        };
         Ok(Self {
-            qkv: linear(dim, dim * 3, vb.pp("qkv"))?,
+            qkv,
             proj: linear(dim, dim, vb.pp("proj"))?,
             num_heads,
-            scale: ((dim / num_heads) as f64).powf(-0.5),
+            scale,
             position_bias,
+            fused,
         })
+    }
+
+    /// Whether [`Self::forward_tokens`] can run (f32 on the CPU).
+    pub fn is_fused(&self) -> bool {
+        self.fused.is_some()
+    }
+
+    /// Window attention on the normed tokens `x` [B, h*w, C] of an `h` x `w` map, with the
+    /// padding, cyclic shift and window partition done by index inside the fused kernel.
+    /// Equals pad + roll + partition + [`Self::forward`] + reverse + roll back + crop.
+    pub fn forward_tokens(
+        &self,
+        x: &Tensor,
+        h: usize,
+        w: usize,
+        window_size: usize,
+        shift: usize,
+    ) -> Result<Tensor> {
+        let Some(params) = &self.fused else {
+            candle_core::bail!("fused window attention needs f32 weights on the CPU");
+        };
+        let qkv = self.qkv.forward(x)?;
+        let out = fused::window_attention(&qkv, params, h, w, window_size, shift)?;
+        self.proj.forward(&out)
     }
 
     /// `x`: [B*nW, N, C] windows; `mask`: [nW, N, N] of 0 / -inf for shifted windows.

@@ -59,11 +59,22 @@ impl SwinTransformerBlock {
         self.shift_size > 0
     }
 
+    pub fn is_fused(&self) -> bool {
+        self.attn.is_fused()
+    }
+
     /// `x`: [B, H*W, C] tokens of an `h` x `w` map. `mask` is the shifted-window mask of the
     /// padded map, used only by shifted blocks.
     pub fn forward(&self, x: &Tensor, h: usize, w: usize, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, _, c) = x.dims3()?;
         let ws = self.window_size;
+        if self.attn.is_fused() {
+            let y = self.norm1.forward(x)?;
+            let y = self.attn.forward_tokens(&y, h, w, ws, self.shift_size)?;
+            let x = (x + y)?;
+            let mlp = self.mlp.forward(&self.norm2.forward(&x)?)?;
+            return x + mlp;
+        }
         let shift = self.shift_size as i32;
         let mut y = self.norm1.forward(x)?.reshape((b, h, w, c))?;
 

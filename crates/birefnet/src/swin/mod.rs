@@ -3,6 +3,7 @@
 
 mod attention;
 mod block;
+mod fused;
 mod patch;
 
 pub use attention::{relative_position_index, shifted_window_mask};
@@ -52,7 +53,8 @@ impl BasicLayer {
     /// Returns the stage output (before merging) and the input of the next stage.
     pub fn forward(&self, x: &Tensor, h: usize, w: usize) -> Result<(Tensor, Option<Tensor>)> {
         let ws = self.window_size;
-        let mask = if self.blocks.iter().any(|b| b.is_shifted()) {
+        // The fused CPU attention derives the mask from the window layout itself.
+        let mask = if self.blocks.iter().any(|b| b.is_shifted() && !b.is_fused()) {
             let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
             Some(shifted_window_mask(
                 hp,

@@ -1,0 +1,271 @@
+//! `nn.Conv2d` with a faster CPU f32 path for the stride-1 convolutions of the decoder.
+//!
+//! Candle's CPU conv2d transposes the whole input to NHWC on one thread, builds im2col tiles
+//! with scattered writes and scatters the result back to NCHW. Here the columns of a band of
+//! output rows are built straight from the NCHW input (each column row is a shifted copy of
+//! input rows), and `weight [Cout, C*k*k] x columns [C*k*k, pixels]` is written by gemm
+//! directly into the NCHW output, bands in parallel. A 1x1 convolution needs no columns at
+//! all: it is one GEMM on the input as it lies.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp2, DType, Device, Layout, Module, Result, Shape, Tensor,
+};
+use candle_nn::{Conv2dConfig, VarBuilder};
+use rayon::prelude::*;
+
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    inner: candle_nn::Conv2d,
+    /// Set when the fast CPU path applies (f32 on the CPU, stride 1, no dilation or groups).
+    fast: Option<FastConv>,
+}
+
+#[derive(Debug, Clone)]
+struct FastConv {
+    /// `[Cout, C*k*k]`, the checkpoint's own layout flattened.
+    weight: Tensor,
+    bias: Option<Vec<f32>>,
+    kernel: usize,
+    padding: usize,
+}
+
+pub fn conv2d(
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    cfg: Conv2dConfig,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    Conv2d::new(
+        candle_nn::conv2d(in_c, out_c, kernel, cfg, vb)?,
+        kernel,
+        cfg,
+    )
+}
+
+pub fn conv2d_no_bias(
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    cfg: Conv2dConfig,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    Conv2d::new(
+        candle_nn::conv2d_no_bias(in_c, out_c, kernel, cfg, vb)?,
+        kernel,
+        cfg,
+    )
+}
+
+impl Conv2d {
+    fn new(inner: candle_nn::Conv2d, kernel: usize, cfg: Conv2dConfig) -> Result<Self> {
+        let weight = inner.weight();
+        let eligible = matches!(weight.device(), Device::Cpu)
+            && weight.dtype() == DType::F32
+            && cfg.stride == 1
+            && cfg.dilation == 1
+            && cfg.groups == 1;
+        let fast = if eligible {
+            let (out_c, in_c, kh, kw) = weight.dims4()?;
+            if (kh, kw) != (kernel, kernel) {
+                bail!(
+                    "conv2d: weight {:?} for a {kernel}x{kernel} kernel",
+                    weight.dims()
+                );
+            }
+            Some(FastConv {
+                weight: weight.contiguous()?.reshape((out_c, in_c * kh * kw))?,
+                bias: inner.bias().map(|b| b.to_vec1()).transpose()?,
+                kernel,
+                padding: cfg.padding,
+            })
+        } else {
+            None
+        };
+        Ok(Self { inner, fast })
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.fast {
+            Some(fast) if x.dtype() == DType::F32 && x.device().is_cpu() => {
+                x.contiguous()?.apply_op2_no_bwd(&fast.weight, fast)
+            }
+            _ => self.inner.forward(x),
+        }
+    }
+}
+
+/// Output pixels per band: columns of 64 channels x 9 taps stay near 2 MiB.
+const BAND_PIXELS: usize = 1024;
+
+impl CustomOp2 for FastConv {
+    fn name(&self) -> &'static str {
+        "conv2d-bands"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_l: &Layout,
+        weight: &CpuStorage,
+        weight_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(input), CpuStorage::F32(weight)) = (input, weight) else {
+            bail!("conv2d-bands: f32 only");
+        };
+        let input = match input_l.contiguous_offsets() {
+            Some((s, e)) => &input[s..e],
+            None => bail!("conv2d-bands: input must be contiguous"),
+        };
+        let weight = match weight_l.contiguous_offsets() {
+            Some((s, e)) => &weight[s..e],
+            None => bail!("conv2d-bands: weight must be contiguous"),
+        };
+        let (b, c, h, w) = input_l.shape().dims4()?;
+        let (out_c, rows) = weight_l.shape().dims2()?;
+        let (k, pad) = (self.kernel, self.padding);
+        if rows != c * k * k {
+            bail!("conv2d-bands: weight {out_c}x{rows} for {c} channels, kernel {k}");
+        }
+        if h + 2 * pad < k || w + 2 * pad < k {
+            bail!("conv2d-bands: {h}x{w} input smaller than the kernel");
+        }
+        let (oh, ow) = (h + 2 * pad - k + 1, w + 2 * pad - k + 1);
+        let plane_out = oh * ow;
+        let mut out = vec![0f32; b * out_c * plane_out];
+        if let Some(bias) = &self.bias {
+            for (plane, &v) in out.chunks_mut(plane_out).zip(bias.iter().cycle()) {
+                plane.fill(v);
+            }
+        }
+        let read_dst = self.bias.is_some();
+        let threads = rayon::current_num_threads();
+
+        if k == 1 && pad == 0 {
+            // A plain GEMM per image: [Cout, C] x [C, H*W].
+            for (img, out) in input
+                .chunks(c * h * w)
+                .zip(out.chunks_mut(out_c * plane_out))
+            {
+                // SAFETY: `out` is [Cout, plane], `weight` [Cout, C], `img` [C, plane].
+                unsafe {
+                    gemm::gemm(
+                        out_c,
+                        plane_out,
+                        c,
+                        out.as_mut_ptr(),
+                        1,
+                        plane_out as isize,
+                        read_dst,
+                        weight.as_ptr(),
+                        1,
+                        c as isize,
+                        img.as_ptr(),
+                        1,
+                        plane_out as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    );
+                }
+            }
+            return Ok((CpuStorage::F32(out), Shape::from((b, out_c, oh, ow))));
+        }
+
+        // Bands of whole output rows, about BAND_PIXELS each.
+        let band_rows = (BAND_PIXELS / ow).clamp(1, oh);
+        let bands = oh.div_ceil(band_rows);
+        let out_ptr = SyncPtr(out.as_mut_ptr());
+        (0..b * bands).into_par_iter().for_each_init(
+            || vec![0f32; rows * band_rows * ow],
+            |columns, task| {
+                let (img, band) = (task / bands, task % bands);
+                let y0 = band * band_rows;
+                let n_rows = band_rows.min(oh - y0);
+                let pixels = n_rows * ow;
+                let columns = &mut columns[..rows * pixels];
+                let image = &input[img * c * h * w..][..c * h * w];
+                fill_columns(image, (h, w), k, pad, y0, n_rows, ow, columns);
+                // SAFETY: band `task` writes only its own rows y0..y0+n_rows of every output
+                // plane of image `img`; no two tasks share an element.
+                unsafe {
+                    let dst = out_ptr.get().add(img * out_c * plane_out + y0 * ow);
+                    gemm::gemm(
+                        out_c,
+                        pixels,
+                        rows,
+                        dst,
+                        1,
+                        plane_out as isize,
+                        read_dst,
+                        weight.as_ptr(),
+                        1,
+                        rows as isize,
+                        columns.as_ptr(),
+                        1,
+                        pixels as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b, out_c, oh, ow))))
+    }
+}
+
+/// im2col of output rows `y0 .. y0 + n_rows` of one image: row `(ch * k + i) * k + j` holds
+/// input channel `ch` shifted by tap `(i, j)`, zero where the tap falls in the padding.
+#[allow(clippy::too_many_arguments)]
+fn fill_columns(
+    image: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    pad: usize,
+    y0: usize,
+    n_rows: usize,
+    ow: usize,
+    columns: &mut [f32],
+) {
+    let pixels = n_rows * ow;
+    for (r, col) in columns.chunks_mut(pixels).enumerate() {
+        let (ch, i, j) = (r / (k * k), r / k % k, r % k);
+        let plane = &image[ch * h * w..][..h * w];
+        // Output x reads input x + j - pad: valid for x in [x_lo, x_hi).
+        let x_lo = pad.saturating_sub(j).min(ow);
+        let x_hi = (w + pad).saturating_sub(j).min(ow).max(x_lo);
+        for (dy, line) in col.chunks_mut(ow).enumerate() {
+            let y = (y0 + dy + i) as isize - pad as isize;
+            if y < 0 || y >= h as isize {
+                line.fill(0.0);
+                continue;
+            }
+            line[..x_lo].fill(0.0);
+            line[x_hi..].fill(0.0);
+            if x_hi > x_lo {
+                let start = y as usize * w + x_lo + j - pad;
+                line[x_lo..x_hi].copy_from_slice(&plane[start..start + (x_hi - x_lo)]);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only to hand disjoint output ranges to rayon tasks (see the call site).
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
