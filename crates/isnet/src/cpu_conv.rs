@@ -12,9 +12,11 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape};
 use rayon::prelude::*;
 
-/// im2col floats per tile: 96 Ki floats (384 KiB) fits the L2 of current x86 and ARM cores
-/// alongside the gemm crate's packed panels.
-const TILE_FLOATS: usize = 96 * 1024;
+/// im2col floats per tile: 256 Ki floats (1 MiB), about an L2.
+const TILE_FLOATS: usize = 256 * 1024;
+/// Fewest output pixels per tile: each tile re-reads all the weights (up to 18 MiB in the deep
+/// stages), so tiny tiles there would stream the weights once per few pixels.
+const MIN_TILE: usize = 512;
 
 /// Weights `[c_out, c_in, 3, 3]` (row-major, BN folded), bias `[c_out]`, and the geometry.
 #[derive(Debug, Clone)]
@@ -138,7 +140,11 @@ impl Conv3x3 {
         for (o, chunk) in out.chunks_mut(plane).enumerate() {
             chunk.fill(self.bias[o % self.c_out]);
         }
-        let tile = (TILE_FLOATS / k).clamp(16, plane.max(16));
+        // At least two tiles per image so both halves of a small plane run in parallel.
+        let tile = (TILE_FLOATS / k)
+            .max(MIN_TILE)
+            .min(plane.div_ceil(2))
+            .max(1);
         let tiles = plane.div_ceil(tile);
         let dst = SendPtr(out.as_mut_ptr());
         (0..batch * tiles).into_par_iter().for_each_init(
