@@ -13,9 +13,13 @@ use candle_core::{
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
+use crate::ops::BatchNorm2d;
+
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     inner: candle_nn::Conv2d,
+    kernel: usize,
+    cfg: Conv2dConfig,
     /// Set when the fast CPU path applies (f32 on the CPU, stride 1, no dilation or groups).
     fast: Option<FastConv>,
 }
@@ -82,7 +86,54 @@ impl Conv2d {
         } else {
             None
         };
-        Ok(Self { inner, fast })
+        Ok(Self {
+            inner,
+            kernel,
+            cfg,
+            fast,
+        })
+    }
+}
+
+/// A convolution followed by an eval-mode BatchNorm. In f32 the BatchNorm's scale and shift
+/// are folded into the convolution's weight and bias at load, which saves two passes over
+/// the output; other dtypes keep them apart so that half-precision weights are not rounded
+/// again.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: Option<BatchNorm2d>,
+}
+
+impl ConvBn {
+    pub fn new(conv: Conv2d, bn: BatchNorm2d) -> Result<Self> {
+        let weight = conv.inner.weight();
+        if weight.dtype() != DType::F32 {
+            return Ok(Self { conv, bn: Some(bn) });
+        }
+        let (scale, shift) = bn.scale_shift();
+        let (scale, shift) = (scale.flatten_all()?, shift.flatten_all()?);
+        let out_c = scale.dim(0)?;
+        let folded = weight.broadcast_mul(&scale.reshape((out_c, 1, 1, 1))?)?;
+        let bias = match conv.inner.bias() {
+            Some(bias) => ((bias * &scale)? + &shift)?,
+            None => shift,
+        };
+        let inner = candle_nn::Conv2d::new(folded, Some(bias), conv.cfg);
+        Ok(Self {
+            conv: Conv2d::new(inner, conv.kernel, conv.cfg)?,
+            bn: None,
+        })
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        match &self.bn {
+            Some(bn) => bn.forward(&y),
+            None => Ok(y),
+        }
     }
 }
 

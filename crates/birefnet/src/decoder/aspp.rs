@@ -1,6 +1,6 @@
 //! The decoder's attention: ASPP with modulated deformable convolutions (`ASPPDeformable`).
 
-use crate::conv::{conv2d, conv2d_no_bias, Conv2d};
+use crate::conv::{conv2d, conv2d_no_bias, Conv2d, ConvBn};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -84,8 +84,7 @@ pub struct AsppDeformable {
     aspp_deforms: Vec<AsppBranch>,
     pool_conv: Conv2d,
     pool_bn: BatchNorm2d,
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
+    conv1_bn1: ConvBn,
 }
 
 impl AsppDeformable {
@@ -109,14 +108,16 @@ impl AsppDeformable {
                 vb.pp("global_avg_pool.1"),
             )?,
             pool_bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("global_avg_pool.2"))?,
-            conv1: conv2d_no_bias(
-                BRANCH_CHANNELS * branches,
-                in_c,
-                1,
-                Default::default(),
-                vb.pp("conv1"),
+            conv1_bn1: ConvBn::new(
+                conv2d_no_bias(
+                    BRANCH_CHANNELS * branches,
+                    in_c,
+                    1,
+                    Default::default(),
+                    vb.pp("conv1"),
+                )?,
+                BatchNorm2d::new(in_c, vb.pp("bn1"))?,
             )?,
-            bn1: BatchNorm2d::new(in_c, vb.pp("bn1"))?,
         })
     }
 
@@ -133,6 +134,6 @@ impl AsppDeformable {
         branches.push(resize_bilinear(&pooled, h, w)?);
         let x = Tensor::cat(&branches, 1)?;
         // Dropout(0.5) follows in the reference: the identity in eval mode.
-        self.bn1.forward(&self.conv1.forward(&x)?)?.relu()
+        self.conv1_bn1.forward(&x)?.relu()
     }
 }

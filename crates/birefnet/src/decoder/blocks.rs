@@ -1,7 +1,7 @@
 //! The decoder's building blocks: `BasicDecBlk`, `SimpleConvs` (image-patch input) and
 //! `BasicLatBlk` (lateral 1x1 convolution).
 
-use crate::conv::{conv2d, Conv2d};
+use crate::conv::{conv2d, Conv2d, ConvBn};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -23,28 +23,30 @@ fn conv3x3(in_c: usize, out_c: usize, vb: VarBuilder) -> Result<Conv2d> {
 /// conv3x3 -> BN -> ReLU -> ASPPDeformable -> conv3x3 -> BN.
 #[derive(Debug, Clone)]
 pub struct BasicDecBlk {
-    conv_in: Conv2d,
-    bn_in: BatchNorm2d,
+    conv_in: ConvBn,
     dec_att: AsppDeformable,
-    conv_out: Conv2d,
-    bn_out: BatchNorm2d,
+    conv_out: ConvBn,
 }
 
 impl BasicDecBlk {
     pub fn new(in_c: usize, out_c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv_in: conv3x3(in_c, INTER_CHANNELS, vb.pp("conv_in"))?,
-            bn_in: BatchNorm2d::new(INTER_CHANNELS, vb.pp("bn_in"))?,
+            conv_in: ConvBn::new(
+                conv3x3(in_c, INTER_CHANNELS, vb.pp("conv_in"))?,
+                BatchNorm2d::new(INTER_CHANNELS, vb.pp("bn_in"))?,
+            )?,
             dec_att: AsppDeformable::new(INTER_CHANNELS, vb.pp("dec_att"))?,
-            conv_out: conv3x3(INTER_CHANNELS, out_c, vb.pp("conv_out"))?,
-            bn_out: BatchNorm2d::new(out_c, vb.pp("bn_out"))?,
+            conv_out: ConvBn::new(
+                conv3x3(INTER_CHANNELS, out_c, vb.pp("conv_out"))?,
+                BatchNorm2d::new(out_c, vb.pp("bn_out"))?,
+            )?,
         })
     }
 
     pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace, name: &str) -> Result<Tensor> {
-        let x = self.bn_in.forward(&self.conv_in.forward(x)?)?.relu()?;
+        let x = self.conv_in.forward(x)?.relu()?;
         let x = self.dec_att.forward_traced(&x, trace, name)?;
-        let x = self.bn_out.forward(&self.conv_out.forward(&x)?)?;
+        let x = self.conv_out.forward(&x)?;
         trace.record(name, &x);
         Ok(x)
     }

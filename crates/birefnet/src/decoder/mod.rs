@@ -11,7 +11,7 @@ pub use aspp::DeformableConv2d;
 pub use blocks::BasicDecBlk as SqueezeBlock;
 pub use patches::image_to_patches;
 
-use crate::conv::{conv2d, Conv2d};
+use crate::conv::{conv2d, Conv2d, ConvBn};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -29,8 +29,7 @@ const GDT_CHANNELS: usize = 16;
 /// never run.
 #[derive(Debug, Clone)]
 struct GradientAttention {
-    conv: Conv2d,
-    bn: BatchNorm2d,
+    conv_bn: ConvBn,
     attn: Conv2d,
     _pred: Conv2d,
     _ms_supervision: Conv2d,
@@ -44,8 +43,10 @@ impl GradientAttention {
         };
         let gdt = vb.pp(format!("gdt_convs_{level}"));
         Ok(Self {
-            conv: conv2d(channels, GDT_CHANNELS, 3, pad1, gdt.pp("0"))?,
-            bn: BatchNorm2d::new(GDT_CHANNELS, gdt.pp("1"))?,
+            conv_bn: ConvBn::new(
+                conv2d(channels, GDT_CHANNELS, 3, pad1, gdt.pp("0"))?,
+                BatchNorm2d::new(GDT_CHANNELS, gdt.pp("1"))?,
+            )?,
             attn: conv2d(
                 GDT_CHANNELS,
                 1,
@@ -73,7 +74,7 @@ impl GradientAttention {
 
 impl Module for GradientAttention {
     fn forward(&self, p: &Tensor) -> Result<Tensor> {
-        let g = self.bn.forward(&self.conv.forward(p)?)?.relu()?;
+        let g = self.conv_bn.forward(p)?.relu()?;
         let attn = candle_nn::ops::sigmoid(&self.attn.forward(&g)?)?;
         p.broadcast_mul(&attn)
     }
