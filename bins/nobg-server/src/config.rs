@@ -65,6 +65,14 @@ pub struct Args {
     /// Directory of stored uploads and results.
     #[arg(long, env = "NOBG_STORAGE_DIR")]
     pub storage_dir: Option<PathBuf>,
+    /// Shared storage of several replicas: `s3://bucket/prefix` (endpoint and credentials from
+    /// `AWS_*` variables) or `file:///dir`. Overrides --storage-dir.
+    #[arg(long, env = "NOBG_STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// Redis shared by several replicas (`redis://host:port/db`): tasks, jobs, the work queue.
+    /// Unset = everything in this process.
+    #[arg(long, env = "NOBG_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Price reported by `includeCost`, USD per image.
     #[arg(long, env = "NOBG_PRICE_PER_IMAGE")]
     pub price_per_image: Option<f64>,
@@ -99,10 +107,16 @@ pub struct ServerConfig {
     pub air_map: BTreeMap<String, String>,
     pub api_keys: Vec<String>,
     pub storage_dir: PathBuf,
+    /// `s3://bucket/prefix` or `file:///dir`; unset = `storage_dir`.
+    pub storage_url: Option<String>,
+    /// `redis://…`; unset = single-process state.
+    pub redis_url: Option<String>,
     pub price_per_image: f64,
     pub limits: Limits,
     pub ttl: Ttls,
     pub websocket: WebSocketConfig,
+    /// The shared work queue of several replicas (with `redis_url` and an `s3://` storage).
+    pub cluster: crate::cluster::ClusterConfig,
     pub fetch: FetchConfig,
     pub batching: Batching,
     /// Serve the web page at `/` (off with `--no-ui`).
@@ -211,10 +225,13 @@ impl Default for ServerConfig {
             air_map: default_air_map(),
             api_keys: Vec::new(),
             storage_dir: std::env::temp_dir().join("nobg-server"),
+            storage_url: None,
+            redis_url: None,
             price_per_image: 0.0,
             limits: Limits::default(),
             ttl: Ttls::default(),
             websocket: WebSocketConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             fetch: FetchConfig::default(),
             batching: Batching::default(),
             ui: true,
@@ -392,6 +409,12 @@ impl ServerConfig {
         }
         if let Some(dir) = args.storage_dir {
             self.storage_dir = dir;
+        }
+        if args.storage_url.is_some() {
+            self.storage_url = args.storage_url;
+        }
+        if args.redis_url.is_some() {
+            self.redis_url = args.redis_url;
         }
         if let Some(price) = args.price_per_image {
             self.price_per_image = price;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod fetch;
 pub mod http_serve;

@@ -23,6 +23,8 @@ use crate::state::{Caller, SharedState};
 use crate::tasks::backend_error::task_error;
 use crate::tasks::input::{require_image, resolve};
 
+pub mod store;
+
 struct Entry {
     job: Job,
     owner: Owner,
@@ -224,11 +226,8 @@ pub async fn create(
         error: None,
     };
     let cancel = CancellationToken::new();
-    if let Err(full) = state
-        .jobs
-        .insert(job.clone(), owner.clone(), cancel.clone())
-    {
-        return error_response(full);
+    if let Err(e) = state.jobs.insert(&job, &owner, cancel.clone()).await {
+        return error_response(e);
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let caller = Caller::new(&state, owner, host);
@@ -251,21 +250,27 @@ async fn run(
     prediction: Prediction,
     model: Option<String>,
 ) {
-    state.jobs.update(id, |j| j.status = JobStatus::Processing);
+    state
+        .jobs
+        .update(id, |j| j.status = JobStatus::Processing)
+        .await;
     let started = Instant::now();
     let outcome = process(state, caller, prediction, model).await;
     let label = if outcome.is_ok() { "success" } else { "failed" };
     state.metrics.task("prediction", label, started.elapsed());
-    state.jobs.update(id, |j| match outcome {
-        Ok(url) => {
-            j.status = JobStatus::Completed;
-            j.result = Some(json!({ "output": url }));
-        }
-        Err(message) => {
-            j.status = JobStatus::Failed;
-            j.error = Some(message);
-        }
-    });
+    state
+        .jobs
+        .update(id, |j| match outcome {
+            Ok(url) => {
+                j.status = JobStatus::Completed;
+                j.result = Some(json!({ "output": url }));
+            }
+            Err(message) => {
+                j.status = JobStatus::Failed;
+                j.error = Some(message);
+            }
+        })
+        .await;
 }
 
 /// The output URL, or a human-readable failure.
@@ -309,9 +314,10 @@ pub async fn get(
 ) -> Response {
     match authenticate(&state, &headers) {
         Err(e) => error_response(e),
-        Ok(owner) => match state.jobs.get(&id, &owner) {
-            Some(job) => Json(job).into_response(),
-            None => error_response(not_found(&id)),
+        Ok(owner) => match state.jobs.get(&id, &owner).await {
+            Ok(Some(job)) => Json(job).into_response(),
+            Ok(None) => error_response(not_found(&id)),
+            Err(e) => error_response(e),
         },
     }
 }
@@ -323,9 +329,10 @@ pub async fn cancel(
 ) -> Response {
     match authenticate(&state, &headers) {
         Err(e) => error_response(e),
-        Ok(owner) => match state.jobs.cancel(&id, &owner) {
-            Some(job) => Json(job).into_response(),
-            None => error_response(not_found(&id)),
+        Ok(owner) => match state.jobs.cancel(&id, &owner).await {
+            Ok(Some(job)) => Json(job).into_response(),
+            Ok(None) => error_response(not_found(&id)),
+            Err(e) => error_response(e),
         },
     }
 }

@@ -95,6 +95,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(Arc::clone(&state)));
+    crate::cluster::queue::WorkQueue::spawn_consumers(&state);
     let token = state.shutdown.clone();
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let http = tokio::spawn(serve_http(
@@ -153,12 +154,15 @@ async fn drain(state: &SharedState, http: JoinHandle<()>) {
 
 /// Deletes expired files, tasks, sessions and jobs.
 async fn sweep_forever(state: SharedState) {
-    let mut every = tokio::time::interval(Duration::from_secs(
-        state.config.ttl.sweep_interval_secs.max(1),
-    ));
+    let interval = Duration::from_secs(state.config.ttl.sweep_interval_secs.max(1));
+    let mut every = tokio::time::interval(interval);
     loop {
         every.tick().await;
-        let files = state.storage.sweep().await;
+        // Replicas sharing storage take turns: one sweep per interval, by whoever holds the lock.
+        let files = match &state.redis {
+            Some(redis) if !redis.try_lock("sweep-lock", interval).await => 0,
+            _ => state.storage.sweep().await,
+        };
         let tasks = state.tasks.sweep();
         let sessions = state.sessions.sweep();
         let jobs = state.jobs.sweep();

@@ -8,13 +8,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{ApiKeys, Owner};
 use crate::backend::Backend;
+use crate::cluster::jobs::RedisJobs;
+use crate::cluster::queue::WorkQueue;
+use crate::cluster::tasks::RedisTasks;
+use crate::cluster::Redis;
 use crate::config::ServerConfig;
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::models::ModelRouter;
+use crate::predictions::store::JobStore;
 use crate::predictions::Jobs;
 use crate::storage::Storage;
 use crate::tasks::registry::TaskRegistry;
+use crate::tasks::store::TaskStore;
 use crate::ws::sessions::Sessions;
 
 pub type SharedState = Arc<AppState>;
@@ -25,9 +31,13 @@ pub struct AppState {
     pub models: ModelRouter,
     pub keys: ApiKeys,
     pub storage: Storage,
-    pub tasks: TaskRegistry,
+    pub tasks: TaskStore,
     pub sessions: Sessions,
-    pub jobs: Jobs,
+    pub jobs: JobStore,
+    /// Redis shared with the other replicas (`--redis-url`); `None` = single process.
+    pub redis: Option<Redis>,
+    /// The Redis Streams work queue of async tasks (Redis and S3 storage both configured).
+    pub queue: Option<WorkQueue>,
     pub fetcher: Fetcher,
     pub metrics: Metrics,
     /// Background work (async tasks, webhooks, jobs) that shutdown waits for.
@@ -54,22 +64,40 @@ impl AppState {
             .unwrap_or_default();
         let loaded = infos.into_iter().map(|m| m.name).collect();
         let models = ModelRouter::new(config.air_map.clone(), loaded, default);
-        let storage = Storage::open(&config.storage_dir).await?;
+        let storage =
+            Storage::from_config(config.storage_url.as_deref(), &config.storage_dir).await?;
         let fetcher = Fetcher::new(&config.fetch)?;
+        let retention = Duration::from_secs(config.ttl.task_retention_secs);
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(Redis::connect)
+            .transpose()?;
+        // Queued tasks run on any replica, so their inputs and results must be in shared storage.
+        let queue = match (&redis, &storage) {
+            (Some(redis), Storage::Object(_)) => Some(WorkQueue::new(redis.clone(), &config)),
+            _ => None,
+        };
+        let (tasks, jobs) = match &redis {
+            Some(redis) => (
+                TaskStore::Redis(RedisTasks::new(redis.clone(), retention)),
+                JobStore::Redis(Box::new(RedisJobs::new(redis.clone(), retention))),
+            ),
+            None => (
+                TaskStore::Local(TaskRegistry::new(retention, config.ttl.max_retained_tasks)),
+                JobStore::Local(Jobs::new(retention, config.ttl.max_prediction_jobs)),
+            ),
+        };
         Ok(Arc::new(Self {
             keys: ApiKeys::new(config.api_keys.clone()),
-            tasks: TaskRegistry::new(
-                Duration::from_secs(config.ttl.task_retention_secs),
-                config.ttl.max_retained_tasks,
-            ),
+            tasks,
             sessions: Sessions::new(
                 Duration::from_secs(config.websocket.resume_window_secs),
                 config.websocket.max_buffered_frames,
             ),
-            jobs: Jobs::new(
-                Duration::from_secs(config.ttl.task_retention_secs),
-                config.ttl.max_prediction_jobs,
-            ),
+            jobs,
+            queue,
+            redis,
             metrics: Metrics::new()?,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -1,4 +1,5 @@
-//! `/health` (the process answers), `/ready` (models loaded), `/metrics` (Prometheus).
+//! `/health` (the process answers), `/ready` (models loaded, Redis and storage reachable),
+//! `/metrics` (Prometheus).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -33,8 +34,15 @@ pub async fn ready(State(state): State<SharedState>) -> Response {
         )
             .into_response();
     }
-    Json(json!({"status": "ready", "models": models, "air": state.models.usable_airs()}))
-        .into_response()
+    let shared = match crate::cluster::readiness(&state).await {
+        Ok(shared) => shared,
+        Err(why) => return (StatusCode::SERVICE_UNAVAILABLE, Json(why)).into_response(),
+    };
+    let mut body = json!({"status": "ready", "models": models, "air": state.models.usable_airs()});
+    if let (Some(body), serde_json::Value::Object(shared)) = (body.as_object_mut(), shared) {
+        body.extend(shared);
+    }
+    Json(body).into_response()
 }
 
 pub async fn metrics(State(state): State<SharedState>) -> Response {

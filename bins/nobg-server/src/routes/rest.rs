@@ -77,7 +77,7 @@ async fn run(state: &SharedState, headers: &HeaderMap, body: &[u8]) -> Result<En
                     return Some(Err(e));
                 }
             };
-            match tasks::handle(state, caller, task).await {
+            match tasks::handle(state, caller, task, raw).await {
                 Ok(Outcome::Item(item)) => Some(Ok(item)),
                 Ok(Outcome::Silent) => None,
                 Ok(Outcome::Pending(rx)) => Some(

@@ -11,6 +11,7 @@ pub async fn run(state: &AppState, caller: &Caller, task_uuid: &str) -> Result<V
     let record = state
         .tasks
         .get(task_uuid, caller.owner.as_deref())
+        .await?
         .ok_or_else(|| {
             TaskError::new(
                 "taskNotFound",

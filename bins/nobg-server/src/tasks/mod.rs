@@ -7,6 +7,7 @@ pub mod input;
 pub mod registry;
 pub mod remove;
 pub mod retained;
+pub mod store;
 pub mod upload;
 
 use std::time::{Duration, Instant};
@@ -31,10 +32,13 @@ pub enum Outcome {
 
 /// Handles one validated task (authentication is the transport's business and answers nothing
 /// here). Every error carries the task's identity.
+/// `raw` is the task as the client sent it (what the shared work queue carries; `Null` when
+/// there is no queue).
 pub async fn handle(
     state: &SharedState,
     caller: &Caller,
     task: Task,
+    raw: &Value,
 ) -> Result<Outcome, TaskError> {
     let started = Instant::now();
     let (task_type, task_uuid, result) = match task {
@@ -47,7 +51,7 @@ pub async fn handle(
         Task::RemoveBackground(t) => {
             let (task_type, task_uuid) = (t.task_type.clone(), t.task_uuid.clone());
             let started = match destinations::check(state, &t).await {
-                Ok(()) => remove::start(state, caller, *t),
+                Ok(()) => remove::start(state, caller, *t, raw).await,
                 Err(e) => Err(e),
             };
             match started {

@@ -25,10 +25,13 @@ use crate::fetch::webhook;
 use crate::state::{Caller, SharedState};
 
 /// Starts the task: an immediate error, an acknowledgement (async / webhook), or a pending result.
-pub fn start(
+/// With a shared work queue ([`crate::cluster::queue`]) an acknowledged task goes to it as
+/// `raw` (the task as the client sent it) and runs on whichever replica takes it.
+pub async fn start(
     state: &SharedState,
     caller: &Caller,
     task: RemoveBackgroundTask,
+    raw: &Value,
 ) -> Result<Outcome, TaskError> {
     let model = state.models.resolve(task.model.as_deref())?;
     let max_ttl = state.config.ttl.max_output_secs;
@@ -42,45 +45,90 @@ pub fn start(
     }
     state
         .tasks
-        .begin(&task.task_uuid, &task.task_type, caller.owner.as_deref())?;
+        .begin(&task.task_uuid, &task.task_type, caller.owner.as_deref())
+        .await?;
 
     let acknowledge = task.delivery_method == DeliveryMethod::Async || task.webhook_url.is_some();
     let ack = TaskStatus::ack(&task.task_type, &task.task_uuid);
+    let ack = serde_json::to_value(ack).unwrap_or(Value::Null);
+    if let (true, Some(queue)) = (acknowledge, &state.queue) {
+        let target = model
+            .clone()
+            .unwrap_or_else(|| state.models.default_name().to_owned());
+        if let Err(e) = queue.enqueue(&target, raw, caller).await {
+            let owner = caller.owner.as_deref();
+            let refused = Err(e.clone());
+            state
+                .tasks
+                .finish(&task.task_uuid, &task.task_type, owner, refused)
+                .await;
+            return Err(e);
+        }
+        return Ok(Outcome::Item(ack));
+    }
     let (tx, rx) = oneshot::channel();
     let job_state = Arc::clone(state);
     let caller = caller.clone();
     state.tracker.spawn(async move {
-        let started = Instant::now();
-        let outcome = guarded(&job_state, run(&job_state, &caller, &task, model))
-            .await
-            .map_err(|e| e.for_task(Some(&task.task_type), Some(&task.task_uuid)));
-        if let Err(e) = &outcome {
-            if e.http_status >= 500 {
-                tracing::error!(task_uuid = %task.task_uuid, code = %e.code, status = e.http_status, message = %e.message, "task failed on the server");
-            }
-        }
-        let label = match &outcome {
-            Ok(_) => "success",
-            Err(e) => e.code.as_str(),
-        };
-        job_state
-            .metrics
-            .task(&task.task_type, label, started.elapsed());
-        job_state
-            .tasks
-            .finish(&task.task_uuid, outcome.clone().map(super::retained::compact));
-        if let Some(url) = &task.webhook_url {
-            notify_webhook(&job_state, url, &outcome).await;
-        }
+        let outcome = execute(&job_state, &caller, &task, model).await;
+        report(&job_state, &caller, &task, &outcome).await;
         // The receiver is gone for async tasks and for clients that went away: nothing to do.
         let _ = tx.send(outcome);
     });
 
     Ok(if acknowledge {
-        Outcome::Item(serde_json::to_value(ack).unwrap_or(Value::Null))
+        Outcome::Item(ack)
     } else {
         Outcome::Pending(rx)
     })
+}
+
+/// Runs the removal (a panic or the end of the shutdown grace period become error results)
+/// and records its metrics.
+pub async fn execute(
+    state: &SharedState,
+    caller: &Caller,
+    task: &RemoveBackgroundTask,
+    model: Option<String>,
+) -> Result<Value, TaskError> {
+    let started = Instant::now();
+    let outcome = guarded(state, run(state, caller, task, model))
+        .await
+        .map_err(|e| e.for_task(Some(&task.task_type), Some(&task.task_uuid)));
+    if let Err(e) = &outcome {
+        if e.http_status >= 500 {
+            tracing::error!(task_uuid = %task.task_uuid, code = %e.code, status = e.http_status, message = %e.message, "task failed on the server");
+        }
+    }
+    let label = match &outcome {
+        Ok(_) => "success",
+        Err(e) => e.code.as_str(),
+    };
+    state
+        .metrics
+        .task(&task.task_type, label, started.elapsed());
+    outcome
+}
+
+/// Makes a finished task's outcome known: to `getResponse`, and to its webhook.
+pub async fn report(
+    state: &SharedState,
+    caller: &Caller,
+    task: &RemoveBackgroundTask,
+    outcome: &Result<Value, TaskError>,
+) {
+    state
+        .tasks
+        .finish(
+            &task.task_uuid,
+            &task.task_type,
+            caller.owner.as_deref(),
+            outcome.clone().map(super::retained::compact),
+        )
+        .await;
+    if let Some(url) = &task.webhook_url {
+        notify_webhook(state, url, outcome).await;
+    }
 }
 
 /// The job's work, but a panic inside it becomes an error result (not a task that stays

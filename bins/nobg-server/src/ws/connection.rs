@@ -17,6 +17,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nobg_api::results::{AuthenticationResult, Pong};
 use nobg_api::{parse_task, parse_task_array, Envelope, Task, TaskError};
+use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -227,7 +228,7 @@ async fn on_text(conn: &mut Connection, bytes: &[u8]) {
             }
             // Its own frame, never bundled: the JS SDK swallows any frame holding a pong.
             Ok(Task::Ping) => conn.send_now(&Envelope::item(&Pong::default())),
-            Ok(task) => conn.run_task(task),
+            Ok(task) => conn.run_task(task, raw),
         }
     }
 }
@@ -284,7 +285,7 @@ impl Connection {
         self.auth = Some(Authenticated { session, caller });
     }
 
-    fn run_task(&mut self, task: Task) {
+    fn run_task(&mut self, task: Task, raw: &Value) {
         if self.auth.is_none() {
             if !self.state.keys.is_open() {
                 let (task_type, task_uuid) = task_identity(&task);
@@ -318,9 +319,14 @@ impl Connection {
         let session = Arc::clone(&auth.session);
         let caller = auth.caller.clone();
         let unwritten = Arc::clone(&self.unwritten);
+        // Only the shared work queue needs the task as sent.
+        let raw = match state.queue {
+            Some(_) => raw.clone(),
+            None => Value::Null,
+        };
         self.state.tracker.spawn(async move {
             let (task_type, task_uuid) = task_identity(&task);
-            let result = match tasks::handle(&state, &caller, task).await {
+            let result = match tasks::handle(&state, &caller, task, &raw).await {
                 Ok(Outcome::Item(item)) => Some(Ok(item)),
                 Ok(Outcome::Pending(rx)) => Some(tasks::wait(rx, None).await),
                 Ok(Outcome::Silent) => None,

@@ -1,0 +1,584 @@
+//! Scaling out: nobg-server replicas (separate processes of the real binary) sharing a real
+//! Redis and a real S3 server (SeaweedFS), both started here on free loopback ports.
+
+mod cluster;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cluster::{RedisServer, Replica, SeaweedS3, KEY};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/images")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+}
+
+/// POST /v1 on `replica`; (status, body).
+async fn post(http: &reqwest::Client, replica: &Replica, tasks: Value) -> (u16, Value) {
+    let resp = http
+        .post(replica.url("/v1"))
+        .bearer_auth(KEY)
+        .json(&tasks)
+        .send()
+        .await
+        .expect("POST /v1");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON body"))
+}
+
+async fn get_bytes(http: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
+    let resp = http.get(url).send().await.expect("GET");
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
+
+/// The path of a URL (`/image/<uuid>.png`), to ask another replica for the same file.
+fn path_of(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("a URL");
+    parsed.path().to_owned()
+}
+
+async fn upload(http: &reqwest::Client, replica: &Replica, image: &[u8]) -> Value {
+    let (status, body) = post(
+        http,
+        replica,
+        json!([{"taskType":"imageUpload","taskUUID":uuid(),"image":b64(image)}]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"][0].clone()
+}
+
+fn removal(task_uuid: &str, input: &str) -> Value {
+    json!({"taskType":"removeBackground","taskUUID":task_uuid,"model":"bria:2@1",
+           "inputImage":input,"outputFormat":"PNG"})
+}
+
+/// Polls getResponse on `replica` until the task is no longer processing.
+async fn await_response(
+    http: &reqwest::Client,
+    replica: &Replica,
+    task_uuid: &str,
+) -> (u16, Value) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(
+            http,
+            replica,
+            json!([{"taskType":"getResponse","taskUUID":task_uuid}]),
+        )
+        .await;
+        let processing = status == 200 && body["data"][0]["status"] == "processing";
+        if !processing {
+            return (status, body);
+        }
+        assert!(start.elapsed() < WAIT, "task {task_uuid} still processing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// S3 storage without Redis: images are objects in the bucket, served by nobg, unreachable
+/// once their TTL ends and then deleted from the bucket by the sweeper.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_storage_serves_and_expires_images() {
+    let weed = SeaweedS3::start().await;
+    let config = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(&config, "[ttl]\nupload_secs = 3\nsweep_interval_secs = 1\n").unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let replica = Replica::start(
+        None,
+        Some((&weed, "single")),
+        &["--config-file", &config_arg],
+    );
+    let http = client();
+    let ready: Value = http
+        .get(replica.url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+
+    let image = fixture("chelsea.png");
+    let uploaded = upload(&http, &replica, &image).await;
+    let id = uploaded["imageUUID"].as_str().unwrap().to_owned();
+    let url = uploaded["imageURL"].as_str().unwrap().to_owned();
+    assert_eq!(url, replica.url(&format!("/image/{id}.png")));
+    assert_eq!(get_bytes(&http, &url).await, (200, image.clone()));
+    // The object is in the bucket, under the prefix, as the same bytes.
+    assert_eq!(weed.object_status(&format!("single/{id}")).await, 200);
+    assert_eq!(
+        get_bytes(&http, &replica.url(&format!("/image/{id}.jpg")))
+            .await
+            .0,
+        404
+    );
+
+    // A removal reads its input from S3 and writes its result there.
+    let task = uuid();
+    let mut t = removal(&task, &id);
+    t["outputType"] = json!("base64Data");
+    let (status, body) = post(&http, &replica, json!([t])).await;
+    assert_eq!(status, 200, "{body}");
+    let item = &body["data"][0];
+    assert_eq!(item["inputImageUUID"], id.as_str());
+    let output = base64::engine::general_purpose::STANDARD
+        .decode(item["imageBase64Data"].as_str().unwrap())
+        .unwrap();
+    assert!(output.starts_with(b"\x89PNG"));
+    let out_id = item["imageUUID"].as_str().unwrap();
+    assert_eq!(
+        get_bytes(&http, &replica.url(&format!("/image/{out_id}.png"))).await,
+        (200, output.clone())
+    );
+    // getResponse rebuilds the inline image from S3.
+    let (status, again) = await_response(&http, &replica, &task).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["data"][0]["imageBase64Data"], item["imageBase64Data"]);
+
+    // After upload_secs the upload is gone for nobg at once, and from the bucket after a sweep.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(get_bytes(&http, &url).await.0, 404);
+    let start = Instant::now();
+    while weed.object_status(&format!("single/{id}")).await != 404 {
+        assert!(start.elapsed() < Duration::from_secs(20), "never swept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The output (ttl 3600 s by default) stays.
+    assert_eq!(weed.object_status(&format!("single/{out_id}")).await, 200);
+    std::fs::remove_file(config).unwrap();
+}
+
+/// Two replicas on one Redis and one bucket behave as one server.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_uploads_tasks_and_jobs() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let a = Replica::start(Some(&redis.url()), Some((&weed, "shared")), &[]);
+    let b = Replica::start(Some(&redis.url()), Some((&weed, "shared")), &[]);
+    let http = client();
+
+    // An imageUpload on A is the input of a task on B; B's result is served by A too.
+    let image = fixture("astronaut.png");
+    let uploaded = upload(&http, &a, &image).await;
+    let id = uploaded["imageUUID"].as_str().unwrap().to_owned();
+    let task = uuid();
+    let mut t = removal(&task, &id);
+    t["outputType"] = json!("URL");
+    let (status, body) = post(&http, &b, json!([t])).await;
+    assert_eq!(status, 200, "{body}");
+    let result_url = body["data"][0]["imageURL"].as_str().unwrap().to_owned();
+    assert!(result_url.starts_with(&b.base), "{result_url}");
+    let (status, from_b) = get_bytes(&http, &result_url).await;
+    assert_eq!(status, 200);
+    assert!(from_b.starts_with(b"\x89PNG"));
+    let from_a = get_bytes(&http, &a.url(&path_of(&result_url))).await;
+    assert_eq!(from_a, (200, from_b.clone()));
+
+    // The same task UUID is refused by the other replica (and by the same one).
+    let (status, body) = post(&http, &a, json!([removal(&task, &id)])).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["code"], "conflictTaskUUID");
+
+    // An async task submitted to A is answered by getResponse on B, with the result B stored
+    // bytes for being the same as a sync run of the same input on A.
+    let async_task = uuid();
+    let mut t = removal(&async_task, &b64(&image));
+    t["deliveryMethod"] = json!("async");
+    t["outputType"] = json!("base64Data");
+    let (status, ack) = post(&http, &a, json!([t])).await;
+    assert_eq!(status, 200, "{ack}");
+    let (status, answer) = await_response(&http, &b, &async_task).await;
+    assert_eq!(status, 200, "{answer}");
+    let item = &answer["data"][0];
+    assert_eq!(item["status"], "success");
+    assert_eq!(item["taskUUID"], async_task.as_str());
+    let async_bytes = base64::engine::general_purpose::STANDARD
+        .decode(item["imageBase64Data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(async_bytes, from_b, "same input, same model, same bytes");
+    // A failed task's error is shared too, with its status.
+    let bad = uuid();
+    let mut t = removal(&bad, &uuid());
+    t["deliveryMethod"] = json!("async");
+    assert_eq!(post(&http, &a, json!([t])).await.0, 200);
+    let (status, answer) = await_response(&http, &b, &bad).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "invalidInputImage");
+    assert_eq!(answer["errors"][0]["taskUUID"], bad.as_str());
+    // Unknown tasks are unknown everywhere.
+    let (status, body) = post(
+        &http,
+        &b,
+        json!([{"taskType":"getResponse","taskUUID":uuid()}]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["code"].as_str()),
+        (404, Some("taskNotFound"))
+    );
+
+    // A predictions job created on A is polled on B until completed, its output served by B.
+    let job: Value = http
+        .post(a.url("/v1/predictions"))
+        .header("x-api-key", KEY)
+        .json(&json!({"model":"bria/remove-background","input":{"image":format!("data:image/png;base64,{}", b64(&image))}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = job["job_id"].as_str().expect("job id").to_owned();
+    let start = Instant::now();
+    let done = loop {
+        let resp = http
+            .get(b.url(&format!("/v1/predictions/{job_id}")))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let job: Value = resp.json().await.unwrap();
+        match job["status"].as_str().unwrap() {
+            "pending" | "processing" => {}
+            "completed" => break job,
+            other => panic!("{other}: {job}"),
+        }
+        assert!(start.elapsed() < WAIT, "job never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = done["result"]["output"].as_str().unwrap();
+    let (status, bytes) = get_bytes(&http, &b.url(&path_of(output))).await;
+    assert_eq!(status, 200);
+    assert!(bytes.starts_with(b"\x89PNG"));
+    // Cancelling a completed job on the other replica leaves it completed.
+    let cancelled: Value = http
+        .delete(b.url(&format!("/v1/predictions/{job_id}")))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "completed");
+    drop(redis);
+}
+
+/// Redis going away: requests that need it fail at once with a clear 503, the replica stays
+/// up, `/ready` says why, and everything works again once Redis is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_outage_gives_clean_503s_then_recovers() {
+    let mut redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let replica = Replica::start(Some(&redis.url()), None, &[]);
+    let http = client();
+    let image = b64(&fixture("logo.png"));
+    let (status, body) = post(&http, &replica, json!([removal(&uuid(), &image)])).await;
+    assert_eq!(status, 200, "{body}");
+
+    redis.kill();
+    let started = Instant::now();
+    let (status, body) = post(&http, &replica, json!([removal(&uuid(), &image)])).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["errors"][0]["code"], "serviceUnavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a 503 must come quickly"
+    );
+    let (status, body) = post(
+        &http,
+        &replica,
+        json!([{"taskType":"getResponse","taskUUID":uuid()}]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["code"].as_str()),
+        (503, Some("serviceUnavailable"))
+    );
+    let resp = http
+        .post(replica.url("/v1/predictions"))
+        .header("x-api-key", KEY)
+        .json(&json!({"input":{"image":format!("data:image/png;base64,{image}")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let resp = http.get(replica.url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let ready: Value = resp.json().await.unwrap();
+    assert!(ready["redis"]["error"].is_string(), "{ready}");
+
+    redis.restart();
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(&http, &replica, json!([removal(&uuid(), &image)])).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(start.elapsed() < WAIT, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = http.get(replica.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+/// Webhook POSTs received, by taskUUID.
+type Deliveries = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// A loopback receiver for the tasks' webhooks: counts deliveries per task.
+async fn webhook_receiver() -> (String, Deliveries) {
+    use axum::routing::post as route_post;
+    let deliveries = Deliveries::default();
+    let seen = deliveries.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        route_post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let item = if body["data"][0].is_object() {
+                    &body["data"][0]
+                } else {
+                    &body["errors"][0]
+                };
+                let task = item["taskUUID"].as_str().unwrap_or("?").to_owned();
+                *seen.lock().unwrap().entry(task).or_default() += 1;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), deliveries)
+}
+
+/// A 1024x1024 PNG: slow enough per task (debug build) for a replica to die holding some.
+fn large_png() -> Vec<u8> {
+    let small = image::load_from_memory(&fixture("astronaut.png")).unwrap();
+    let large = small.resize_exact(1024, 1024, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    large.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn queue_config(extra: &str) -> String {
+    let path = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(
+        &path,
+        format!("[batching]\nmax_batch = 2\n[cluster]\nclaim_idle_ms = 1500\n{extra}"),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// kill -9 of a replica in the middle of its batch: every async task still completes, on the
+/// replica that takes its work over, and none is answered twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_of_a_killed_replica_complete_elsewhere_once() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let (hook, deliveries) = webhook_receiver().await;
+    let config = queue_config("");
+    let flags = ["--config-file", &config, "--allow-network", "127.0.0.1/32"];
+    let mut a = Replica::start(Some(&redis.url()), Some((&weed, "killed")), &flags);
+    let http = client();
+    let input = upload(&http, &a, &large_png()).await["imageUUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    const N: usize = 12;
+    let tasks: Vec<String> = (0..N).map(|_| uuid()).collect();
+    for task in &tasks {
+        let mut t = removal(task, &input);
+        t["deliveryMethod"] = json!("async");
+        t["webhookURL"] = json!(hook);
+        let (status, ack) = post(&http, &a, json!([t])).await;
+        assert_eq!(status, 200, "{ack}");
+    }
+    // Kill A once it has finished a task and holds others, read but unconfirmed.
+    let mut conn = redis_conn(&redis).await;
+    let held = || async {
+        let mut conn = redis_conn(&redis).await;
+        // XPENDING's summary: count, smallest id, largest id, per-consumer counts.
+        let summary: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg("nobg:queue:tiny")
+            .arg("nobg")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        summary.0
+    };
+    let start = Instant::now();
+    while deliveries.lock().unwrap().is_empty() || held().await == 0 {
+        assert!(start.elapsed() < WAIT, "A never finished a task");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.process.0.kill().unwrap();
+    a.process.0.wait().unwrap();
+    let done_by_a = deliveries.lock().unwrap().len();
+    let held_by_a = held().await;
+    assert!(done_by_a < N, "A finished everything before it was killed");
+    assert!(held_by_a > 0, "A held no task when killed");
+
+    // B takes over: every task completes, each answered once.
+    let b = Replica::start(Some(&redis.url()), Some((&weed, "killed")), &flags);
+    for task in &tasks {
+        let (status, answer) = await_response(&http, &b, task).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"][0]["status"], "success", "{answer}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = deliveries.lock().unwrap().clone();
+    for task in &tasks {
+        assert!(
+            counts.get(task).copied().unwrap_or(0) <= 1,
+            "{task} answered twice: {counts:?}"
+        );
+    }
+    assert!(counts.len() >= N - 1, "webhooks lost: {counts:?}");
+    let queued: usize = redis::cmd("XLEN")
+        .arg("nobg:queue:tiny")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "the stream still holds work");
+    let _ = std::fs::remove_file(config);
+}
+
+/// A task whose replicas keep dying on it is given up with an error result and kept in the
+/// dead-letter list; a full stream refuses new async tasks with 429. A consumer that reads an
+/// entry and never confirms it is a replica that died holding it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_delivered_too_often_goes_to_the_dead_letter_list() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let mut conn = redis_conn(&redis).await;
+
+    // The ghost replica, in the group before any other: it takes an entry and dies.
+    let task = uuid();
+    let mut raw = removal(&task, &b64(&fixture("logo.png")));
+    raw["deliveryMethod"] = json!("async");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("nobg:queue:tiny")
+        .arg("nobg")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("nobg:queue:tiny")
+        .arg("*")
+        .arg("task")
+        .arg(raw.to_string())
+        .arg("owner")
+        .arg(KEY)
+        .arg("has_owner")
+        .arg(1)
+        .arg("base")
+        .arg("http://127.0.0.1:9")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("nobg")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("nobg:queue:tiny")
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let config = queue_config("max_deliveries = 1\nmax_queued = 1\n");
+    let config = config.replace("claim_idle_ms = 1500", "claim_idle_ms = 5000");
+    let flags = ["--config-file", &config];
+    let replica = Replica::start(Some(&redis.url()), Some((&weed, "dead")), &flags);
+    let http = client();
+
+    // The stream holds max_queued (1) entries, the ghost's: a new async task is refused.
+    let refused = uuid();
+    let mut t = removal(&refused, &b64(&fixture("logo.png")));
+    t["deliveryMethod"] = json!("async");
+    let (status, body) = post(&http, &replica, json!([t.clone()])).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["code"], "rateLimitExceeded");
+    assert_eq!(body["errors"][0]["taskUUID"], refused.as_str());
+
+    // After claim_idle_ms the replica takes the entry over: its second delivery, one more
+    // than max_deliveries, so it is given up instead of run.
+    let start = Instant::now();
+    let (status, answer) = loop {
+        let (status, answer) = await_response(&http, &replica, &task).await;
+        if status != 404 {
+            break (status, answer);
+        }
+        assert!(start.elapsed() < WAIT, "never given up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "internalServerError");
+    assert_eq!(answer["errors"][0]["taskUUID"], task.as_str());
+    let dead: Vec<String> = redis::cmd("LRANGE")
+        .arg("nobg:dead:tiny")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let dead: Value = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(dead["task"]["taskUUID"], task.as_str());
+    assert_eq!(dead["deliveries"], 2);
+
+    // The stream is empty again: the refused task may be retried under its UUID, and runs.
+    let (status, ack) = post(&http, &replica, json!([t])).await;
+    assert_eq!(status, 200, "{ack}");
+    let (status, answer) = await_response(&http, &replica, &refused).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"][0]["status"], "success");
+    let _ = std::fs::remove_file(config);
+}
