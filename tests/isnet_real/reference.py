@@ -2,7 +2,13 @@
 
 For each photo writes, under OUT_DIR: NAME.input.npy (the preprocessed [1, 3, 1024, 1024] f32
 input: RGB resized bilinearly to 1024², /255, minus 0.5), NAME.ort.npy (onnxruntime's mask
-probability [1024, 1024] f32) and NAME.ort.png (that mask, min–max normalised, 8-bit).
+probability [1024, 1024] f32), NAME.ort.png (that mask, min–max normalised, 8-bit) and
+NAME.mask.png: the mask at the photo's size, made the way nobg makes it, so that comparing it
+with `nobg --only-mask` measures the model and not two resizers: min–max stretch at 1024² (as
+the rmbg-1.4 preset does), then Pillow's bicubic on the float map (mode "F": nobg-matting's
+`alpha_from_probabilities` is that filter, checked against it in crates/matting/tests/io_mask.rs),
+then round(255 * p) clamped. The input resize is Pillow's BILINEAR, which nobg-matting's
+`resize_bilinear` matches (crates/matting/tests/io_preprocess.rs).
 
 usage: reference.py MODEL.onnx OUT_DIR PHOTO...
 """
@@ -35,6 +41,11 @@ def main():
         norm = (mask - lo) / max(hi - lo, 1e-12)
         Image.fromarray(np.round(norm * 255).astype(np.uint8)).save(
             os.path.join(out_dir, f"{name}.ort.png"))
+        width, height = Image.open(photo).size
+        at_photo = np.asarray(
+            Image.fromarray(norm.astype(np.float32)).resize((width, height), Image.BICUBIC))
+        alpha = np.clip(np.round(at_photo * 255.0), 0, 255).astype(np.uint8)
+        Image.fromarray(alpha).save(os.path.join(out_dir, f"{name}.mask.png"))
         c = SIZE // 2
         print(f"reference.py: {name}: corner {norm[8, 8]:.3f} centre {norm[c, c]:.3f}")
 

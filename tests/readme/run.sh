@@ -81,6 +81,7 @@ check on-white.jpg "JPEG image data"
 check rembg-mask.png "grayscale"
 check removebg.jpg "JPEG image data"
 check rembg-cli.png "PNG image data"
+check isnet-try.png "RGBA"
 check from-stdin.png "PNG image data"
 check cutouts/trip/photo.png "PNG image data"
 [ -s "$work/tiny.safetensors" ] || { log "FAILED: tiny.safetensors"; failed=1; }

@@ -103,7 +103,8 @@ pub struct ServerConfig {
     pub default_model: Option<String>,
     pub device: String,
     pub dtype: String,
-    /// AIR id -> loaded model name. `runware:109@1` and a missing model go to the default model.
+    /// AIR id -> loaded model name. A missing model goes to the default model, `runware:109@1`
+    /// to `rmbg-1.4` when loaded, else to the default model.
     pub air_map: BTreeMap<String, String>,
     pub api_keys: Vec<String>,
     pub storage_dir: PathBuf,

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use nobg_api::TaskError;
 use serde::Deserialize;
 
-/// AIR ids that mean "the default model": RemBG 1.4 has no local port, and a missing model is
-/// what the legacy Python SDK sends.
-pub const DEFAULT_MODEL_AIRS: [&str; 1] = ["runware:109@1"];
+/// AIR ids answered by a preset when it is loaded and by the default model otherwise (with a
+/// log line at start-up): `runware:109@1` is RemBG 1.4, i.e. `rmbg-1.4`, and what the legacy
+/// Python SDK sends when no model is given.
+pub const FALLBACK_AIRS: [(&str, &str); 1] = [("runware:109@1", "rmbg-1.4")];
 
 /// Where one model's weights come from; registered under [`ModelSource::name`].
 /// In TOML: `{ preset = "rmbg-2.0" }`, `{ weights = "m.safetensors", config = "birefnet" }`,
@@ -105,6 +106,15 @@ impl ModelRouter {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        for (air, preset) in FALLBACK_AIRS {
+            if !loaded.iter().any(|n| n == preset) {
+                tracing::info!(
+                    air,
+                    model = %default,
+                    "{air} is answered by the default model `{default}`: `{preset}` is not loaded"
+                );
+            }
+        }
         Self {
             air_map,
             loaded,
@@ -121,8 +131,8 @@ impl ModelRouter {
     pub fn resolve(&self, model: Option<&str>) -> Result<Option<String>, TaskError> {
         let Some(air) = model else { return Ok(None) };
         let key = air.trim().to_ascii_lowercase();
-        if DEFAULT_MODEL_AIRS.contains(&key.as_str()) {
-            return Ok(None);
+        if let Some((_, preset)) = FALLBACK_AIRS.iter().find(|(a, _)| *a == key) {
+            return Ok(self.by_name(preset));
         }
         match self.air_map.get(&key) {
             Some(name) if self.loaded.contains(name) => Ok(Some(name.clone())),
@@ -146,11 +156,11 @@ impl ModelRouter {
         }
     }
 
-    /// AIR ids that resolve to a loaded model, the default ones first.
+    /// AIR ids that resolve to a loaded model, the fallback ones first.
     pub fn usable_airs(&self) -> Vec<String> {
-        DEFAULT_MODEL_AIRS
+        FALLBACK_AIRS
             .iter()
-            .map(|s| (*s).to_owned())
+            .map(|(air, _)| (*air).to_owned())
             .chain(
                 self.air_map
                     .iter()
@@ -207,6 +217,23 @@ mod tests {
         );
         assert_eq!(r.resolve(Some("runware:109@1")).unwrap(), None);
         assert_eq!(r.resolve(None).unwrap(), None);
+    }
+
+    #[test]
+    fn runware_109_is_rmbg_1_4_when_loaded_else_the_default_model() {
+        let with = router(&["rmbg-2.0", "rmbg-1.4"]);
+        assert_eq!(
+            with.resolve(Some("runware:109@1")).unwrap().as_deref(),
+            Some("rmbg-1.4")
+        );
+        assert_eq!(
+            with.resolve(Some("RUNWARE:109@1")).unwrap().as_deref(),
+            Some("rmbg-1.4")
+        );
+        assert_eq!(with.resolve(None).unwrap(), None);
+        let without = router(&["rmbg-2.0"]);
+        assert_eq!(without.resolve(Some("runware:109@1")).unwrap(), None);
+        assert!(without.usable_airs().contains(&"runware:109@1".into()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use nobg::{
     RemoveOptions,
 };
 
-/// Remove image backgrounds locally with BiRefNet / RMBG-2.0.
+/// Remove image backgrounds locally with BiRefNet / RMBG-2.0 or IS-Net / RMBG-1.4.
 #[derive(Debug, Parser)]
 #[command(name = "nobg", version, about)]
 pub struct Cli {
@@ -123,7 +123,7 @@ pub struct ModelArgs {
     /// A local `.safetensors` checkpoint (its architecture given by --config).
     #[arg(long, value_name = "PATH", conflicts_with = "synthetic")]
     pub weights: Option<PathBuf>,
-    /// The preset whose architecture --weights has.
+    /// The preset whose architecture --weights has (`rmbg-2.0`, `birefnet`, `rmbg-1.4`, ...).
     #[arg(
         long,
         value_name = "NAME",
@@ -132,7 +132,7 @@ pub struct ModelArgs {
     )]
     pub config: String,
     /// Synthetic weights for a preset's architecture (no download; meaningless masks):
-    /// `tiny` is fast enough to try everything.
+    /// `tiny` is fast enough to try everything; `rmbg-1.4` (IS-Net) with a small --resolution.
     #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "tiny")]
     pub synthetic: Option<String>,
     /// cpu, cuda[:N] or metal[:N].

@@ -8,8 +8,8 @@ use nobg::DType;
 
 pub fn list() -> anyhow::Result<()> {
     println!(
-        "{:<20} {:<13} {:>8}  {:<6} {:<7} DESCRIPTION",
-        "NAME", "LICENCE", "SIZE", "GATED", "CACHED"
+        "{:<20} {:<13} {:>8}  {:<6} {:<7} {:<9} DESCRIPTION",
+        "NAME", "LICENCE", "SIZE", "GATED", "CACHED", "ARCH"
     );
     for preset in catalog::presets() {
         let cached = if preset.repo_id.is_empty() {
@@ -20,12 +20,13 @@ pub fn list() -> anyhow::Result<()> {
             "no"
         };
         println!(
-            "{:<20} {:<13} {:>5} MB  {:<6} {:<7} {}",
+            "{:<20} {:<13} {:>5} MB  {:<6} {:<7} {:<9} {}",
             preset.name,
             preset.licence,
             preset.size_mb,
             if preset.gated { "yes" } else { "no" },
             cached,
+            preset.architecture.family(),
             preset.description
         );
     }

@@ -1,4 +1,4 @@
-//! Model logits to an 8-bit alpha at the source size.
+//! Model logits (or probabilities) to an 8-bit alpha at the source size.
 //!
 //! The model cards' recipe is sigmoid -> `x * 255` truncated to u8 -> Pillow bicubic resize. We
 //! resample the sigmoid in `f32` with the same filter (Pillow's antialiased bicubic, a = -0.5,
@@ -21,13 +21,33 @@ pub fn alpha_from_logits(
     out_width: u32,
     out_height: u32,
 ) -> Result<GrayImage, MattingError> {
-    let expected = u64::from(logits_width) * u64::from(logits_height);
-    if expected == 0 || u64::try_from(logits.len()).ok() != Some(expected) {
+    let probabilities: Vec<f32> = logits.iter().map(|&x| sigmoid(x)).collect();
+    alpha_from_probabilities(
+        &probabilities,
+        logits_width,
+        logits_height,
+        out_width,
+        out_height,
+    )
+}
+
+/// Turns a `map_width x map_height` row-major map of mask probabilities (0 to 1: a model's
+/// output after its sigmoid) into alpha of `out_width x out_height`:
+/// `round(255 * resize(probabilities))`, clamped to 0..=255.
+pub fn alpha_from_probabilities(
+    probabilities: &[f32],
+    map_width: u32,
+    map_height: u32,
+    out_width: u32,
+    out_height: u32,
+) -> Result<GrayImage, MattingError> {
+    let expected = u64::from(map_width) * u64::from(map_height);
+    if expected == 0 || u64::try_from(probabilities.len()).ok() != Some(expected) {
         return Err(MattingError::InvalidParameter {
             name: "logits",
             reason: format!(
-                "{} values do not make a {logits_width}x{logits_height} map",
-                logits.len()
+                "{} values do not make a {map_width}x{map_height} map",
+                probabilities.len()
             ),
         });
     }
@@ -37,12 +57,11 @@ pub fn alpha_from_logits(
             reason: format!("{out_width}x{out_height} is empty"),
         });
     }
-    let probabilities: Vec<F32> = logits.iter().map(|&x| F32::new(sigmoid(x))).collect();
-    let resized: Vec<f32> = if (logits_width, logits_height) == (out_width, out_height) {
-        probabilities.iter().map(|p| p.0).collect()
+    let resized: Vec<f32> = if (map_width, map_height) == (out_width, out_height) {
+        probabilities.to_vec()
     } else {
-        let src = ImageRef::from_pixels(logits_width, logits_height, &probabilities)
-            .map_err(resize_error)?;
+        let pixels: Vec<F32> = probabilities.iter().map(|&p| F32::new(p)).collect();
+        let src = ImageRef::from_pixels(map_width, map_height, &pixels).map_err(resize_error)?;
         let mut dst = Image::new(out_width, out_height, PixelType::F32);
         Resizer::new()
             .resize(
@@ -65,6 +84,7 @@ pub fn alpha_from_logits(
         .ok_or_else(|| MattingError::Other("alpha buffer has the wrong size".into()))
 }
 
-fn sigmoid(x: f32) -> f32 {
+/// The logistic function in `f32`, as the pipeline applies it to BiRefNet's logits.
+pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }

@@ -1,6 +1,7 @@
 //! Model input: resize to the model size the way the reference pipeline does (torchvision's
 //! `Resize` on a PIL image, i.e. Pillow's antialiased bilinear), then normalise with the
-//! ImageNet mean and standard deviation into a planar NCHW `f32` buffer.
+//! model's mean and standard deviation (ImageNet's for BiRefNet) into a planar NCHW `f32`
+//! buffer.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -65,18 +66,29 @@ pub fn resize_bilinear(
 }
 
 /// The model's input for `image`: resized to `width x height` (see [`resize_bilinear`]),
-/// `x = (v / 255 - mean) / std` per channel, laid out NCHW with N = 1, so the buffer holds
-/// `3 * height * width` values: all of R, then G, then B, each row-major.
+/// `x = (v / 255 - mean) / std` per channel with the ImageNet mean and standard deviation, laid
+/// out NCHW with N = 1, so the buffer holds `3 * height * width` values: all of R, then G, then
+/// B, each row-major.
 ///
 /// `width` and `height` must be positive multiples of 32 ([`check_model_size`]).
 pub fn model_input(image: &RgbImage, width: u32, height: u32) -> Result<Vec<f32>, MattingError> {
+    model_input_normalised(image, width, height, IMAGENET_MEAN, IMAGENET_STD)
+}
+
+/// [`model_input`] with another per-channel `mean` and `std` (RMBG-1.4: mean 0.5, std 1).
+pub fn model_input_normalised(
+    image: &RgbImage,
+    width: u32,
+    height: u32,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> Result<Vec<f32>, MattingError> {
     check_model_size(width, height)?;
     let resized = resize_bilinear(image, width, height)?;
     // Same f32 operations in the same order as torchvision's ToTensor + Normalize, so every
     // value is bit-identical to theirs; a table per channel avoids the division per pixel.
-    let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
-        std::array::from_fn(|v| (v as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
-    });
+    let tables: [[f32; 256]; 3] =
+        std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - mean[c]) / std[c]));
     let plane = resized.as_raw().len() / 3;
     let mut out = vec![0.0f32; plane * 3];
     let (r, rest) = out.split_at_mut(plane);

@@ -150,17 +150,22 @@ impl RemoverBuilder {
         };
         let mut models = Vec::with_capacity(self.models.len());
         for (i, (name, spec)) in self.models.into_iter().enumerate() {
-            let loaded = crate::model::load(&spec, self.device, self.dtype)?;
+            let model = crate::model::load(&spec, self.device, self.dtype)?;
             tracing::info!(model = %name, config = spec.config_name(), device = %self.device, dtype = %self.dtype, "model loaded");
             let info = ModelInfo {
                 name: name.clone(),
                 config: spec.config_name().to_string(),
                 spec,
-                input_size: loaded.input_size,
+                input_size: model.input_size(),
                 is_default: i == default,
             };
-            let queue = ModelQueue::start(name, loaded.backend, self.queue_depth, policy)?;
-            models.push(LoadedModel { info, queue });
+            let normalisation = model.normalisation();
+            let queue = ModelQueue::start(name, model, self.queue_depth, policy)?;
+            models.push(LoadedModel {
+                info,
+                normalisation,
+                queue,
+            });
         }
         let threads = self.cpu_threads.unwrap_or_else(|| {
             std::thread::available_parallelism()

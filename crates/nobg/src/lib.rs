@@ -1,4 +1,5 @@
-//! nobg: local background removal with BiRefNet / RMBG-2.0, as a library.
+//! nobg: local background removal with BiRefNet / RMBG-2.0 and IS-Net / RMBG-1.4, as a
+//! library.
 //!
 //! A [`Remover`] holds one or more loaded models. Each model has one inference thread fed by a
 //! bounded queue; requests for the same model and input size are batched. Decoding, resizing,

@@ -1,6 +1,6 @@
 //! The CPU side of a request, before and after the forward pass, as calls into `nobg-matting`:
-//! decode -> model input, then logits -> mask -> refinement -> foreground colours -> composite
-//! -> encode.
+//! decode -> model input, then the model's alpha map -> mask -> refinement -> foreground colours
+//! -> composite -> encode.
 
 use image::{DynamicImage, GenericImageView, GrayImage, RgbImage, RgbaImage};
 use nobg_matting::alpha_matting;
@@ -10,6 +10,7 @@ use nobg_matting::foreground::{self, MlParams};
 use nobg_matting::{decode, mask, postprocess, preprocess, MattingError};
 
 use crate::error::{NobgError, Result};
+use crate::model::Normalisation;
 use crate::options::{Background, Foreground, OutputFormat, RemoveOptions, DEFAULT_QUALITY};
 use crate::queue::InputSize;
 use crate::types::{DecodeLimits, Input, RemoveOutput};
@@ -23,7 +24,7 @@ pub(crate) struct Source {
 /// A decoded request and its model input.
 pub(crate) struct Prepared {
     pub(crate) source: Source,
-    /// The model input: `3 * h * w` f32, CHW, ImageNet-normalised.
+    /// The model input: `3 * h * w` f32, CHW, normalised as the model asks.
     pub(crate) pixels: Vec<f32>,
 }
 
@@ -50,18 +51,26 @@ pub(crate) fn validate(opts: &RemoveOptions) -> Result<()> {
 }
 
 /// Decodes the input under `limits` and builds the model input at `(h, w)`.
-pub(crate) fn prepare(input: Input, limits: &DecodeLimits, (h, w): InputSize) -> Result<Prepared> {
+pub(crate) fn prepare(
+    input: Input,
+    limits: &DecodeLimits,
+    (h, w): InputSize,
+    norm: Normalisation,
+) -> Result<Prepared> {
     let source = decode_input(input, limits)?;
     let (width, height) = (side(w)?, side(h)?);
-    let pixels = preprocess::model_input(&source.rgb, width, height).map_err(from_matting)?;
+    let pixels =
+        preprocess::model_input_normalised(&source.rgb, width, height, norm.mean, norm.std)
+            .map_err(from_matting)?;
     Ok(Prepared { source, pixels })
 }
 
-/// Turns the model's logits at `(h, w)` into the output the options ask for.
+/// Turns the model's alpha map (values in [0, 1]) at `(h, w)` into the output the options ask
+/// for.
 pub(crate) fn finish(
     source: Source,
     (h, w): InputSize,
-    logits: &[f32],
+    probabilities: &[f32],
     opts: &RemoveOptions,
 ) -> Result<RemoveOutput> {
     let Source {
@@ -70,7 +79,8 @@ pub(crate) fn finish(
     } = source;
     let (width, height) = rgb.dimensions();
     let mut alpha =
-        mask::alpha_from_logits(logits, side(w)?, side(h)?, width, height).map_err(from_matting)?;
+        mask::alpha_from_probabilities(probabilities, side(w)?, side(h)?, width, height)
+            .map_err(from_matting)?;
     if opts.post_process_mask {
         alpha = postprocess::post_process_mask(&alpha);
     }

@@ -14,19 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{NobgError, Result};
+use crate::model::Model;
 use crate::stats::ModelCounters;
-
-/// A model that turns a batch of normalised images into logit maps. The worker thread owns it.
-pub(crate) trait Backend: Send + 'static {
-    /// `inputs` are `B` images, each `3 * h * w` f32 in CHW order (ImageNet-normalised); returns
-    /// `B` logit maps of `h * w`.
-    fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
-}
 
 /// Model input size `(height, width)`: the batching key.
 pub(crate) type InputSize = (usize, usize);
 
-/// Where the worker sends a request's logits.
+/// Where the worker sends a request's alpha map.
 pub(crate) enum Reply {
     /// A thread blocked in `recv`; it raises `abandoned` when it stops waiting (timeout).
     Blocking {
@@ -85,7 +79,7 @@ impl ModelQueue {
     /// Starts the worker thread, which owns `backend` until the queue is shut down and drained.
     pub(crate) fn start(
         name: String,
-        backend: Box<dyn Backend>,
+        backend: Box<dyn Model>,
         capacity: usize,
         policy: BatchPolicy,
     ) -> Result<Self> {
@@ -157,7 +151,7 @@ impl ModelQueue {
 }
 
 fn run_worker(
-    mut backend: Box<dyn Backend>,
+    mut backend: Box<dyn Model>,
     rx: mpsc::Receiver<Job>,
     policy: BatchPolicy,
     counters: &ModelCounters,
@@ -220,7 +214,7 @@ fn next_batch(
     Some(batch)
 }
 
-fn run_batch(backend: &mut dyn Backend, batch: Vec<Job>, counters: &ModelCounters) {
+fn run_batch(backend: &mut dyn Model, batch: Vec<Job>, counters: &ModelCounters) {
     let size = batch[0].size;
     let started = Instant::now();
     let inputs: Vec<&[f32]> = batch.iter().map(|job| job.pixels.as_slice()).collect();

@@ -15,7 +15,18 @@ struct GatedBackend {
     panic_on: Option<InputSize>,
 }
 
-impl Backend for GatedBackend {
+impl Model for GatedBackend {
+    fn input_size(&self) -> (u32, u32) {
+        (1, 1)
+    }
+
+    fn normalisation(&self) -> crate::model::Normalisation {
+        crate::model::Normalisation {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
     fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let _ = self.entered.send((size, inputs.len()));
         if self.panic_on == Some(size) {

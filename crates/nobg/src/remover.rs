@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::builder::RemoverBuilder;
 use crate::error::{NobgError, Result};
+use crate::model::Normalisation;
 use crate::options::RemoveOptions;
 use crate::pipeline;
 use crate::queue::{InputSize, Job, ModelQueue, Reply};
@@ -24,6 +25,8 @@ pub struct Remover {
 
 pub(crate) struct LoadedModel {
     pub(crate) info: ModelInfo,
+    /// How its input is normalised.
+    pub(crate) normalisation: Normalisation,
     pub(crate) queue: ModelQueue,
 }
 
@@ -110,7 +113,7 @@ impl Remover {
     /// Do not call this from an async task; use [`Remover::remove_async`] there.
     pub fn remove(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
-        let prepared = pipeline::prepare(input, &self.inner.limits, size)?;
+        let prepared = pipeline::prepare(input, &self.inner.limits, size, model.normalisation)?;
         let (tx, rx) = mpsc::sync_channel(1);
         let abandoned = Arc::new(AtomicBool::new(false));
         let reply = Reply::Blocking {
@@ -132,8 +135,8 @@ impl Remover {
                 mpsc::RecvTimeoutError::Disconnected => worker_gone(),
             }),
         };
-        let logits = received??;
-        pipeline::finish(prepared.source, size, &logits, opts)
+        let alpha = received??;
+        pipeline::finish(prepared.source, size, &alpha, opts)
     }
 
     /// Removes the background of one image from async code without blocking the runtime:
@@ -143,8 +146,9 @@ impl Remover {
     pub async fn remove_async(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
         let limits = self.inner.limits;
+        let normalisation = model.normalisation;
         let prepared = self
-            .on_pool(move || pipeline::prepare(input, &limits, size))
+            .on_pool(move || pipeline::prepare(input, &limits, size, normalisation))
             .await??;
         let (tx, rx) = tokio::sync::oneshot::channel();
         model.queue.submit(Job {
@@ -159,10 +163,10 @@ impl Remover {
                 .map_err(|_| NobgError::Timeout(limit))?
                 .map_err(|_| worker_gone()),
         };
-        let logits = received??;
+        let alpha = received??;
         let source = prepared.source;
         let opts = opts.clone();
-        self.on_pool(move || pipeline::finish(source, size, &logits, &opts))
+        self.on_pool(move || pipeline::finish(source, size, &alpha, &opts))
             .await?
     }
 

@@ -11,8 +11,9 @@ use crate::options::OutputFormat;
 /// Where a model's weights come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {
-    /// A `birefnet` preset by name (`"rmbg-2.0"`, `"birefnet"`, `"birefnet-lite"`, ...): taken from
-    /// the local Hugging Face cache, downloaded from the hub on first use (feature `hub`).
+    /// A preset by name (`"rmbg-2.0"`, `"birefnet"`, `"birefnet-lite"`, `"rmbg-1.4"`, ...; see
+    /// [`crate::catalog::presets`]): taken from the local Hugging Face cache, downloaded from the
+    /// hub on first use (feature `hub`).
     Preset(String),
     /// A `.safetensors` checkpoint on disk, with the architecture of the preset `config`.
     Local {
@@ -22,7 +23,8 @@ pub enum ModelSpec {
         config: String,
     },
     /// Deterministic synthetic weights for the architecture of preset `config` (no download): the
-    /// output is meaningless but every code path runs. `tiny` is fast enough for tests.
+    /// output is meaningless but every code path runs. `tiny` (BiRefNet) is fast enough for
+    /// tests; `rmbg-1.4` (IS-Net) is at a small `resolution`.
     Synthetic {
         /// The preset whose architecture to build.
         config: String,
