@@ -24,8 +24,8 @@ if [ ! -s "$onnx" ]; then
 fi
 x=$work/input-$size.npy
 "$py" -c "import numpy as np; np.save('$x', (np.random.default_rng(0).random((1, 3, $size, $size), dtype=np.float32) - 0.5))"
-(cd "$root" && cargo build --release -q -p isnet --example forward_time)
-bin=${CARGO_TARGET_DIR:-$root/target}/release/examples/forward_time
+(cd "$root" && cargo build --release -q -p isnet --example isnet_forward_time)
+bin=${CARGO_TARGET_DIR:-$root/target}/release/examples/isnet_forward_time
 log=$work/results-$size.jsonl
 : > "$log"
 for r in $(seq 1 "$rounds"); do

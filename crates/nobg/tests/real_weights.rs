@@ -17,7 +17,10 @@ use nobg::{Input, ModelSpec, RemoveOptions, Remover};
 /// `(photo, background pixels, subject pixels)`, read off onnxruntime's masks of the same model
 /// (tests/isnet_real/reference.py): corners of plain background; the astronaut's chest and face,
 /// the cup's middle.
-const CASES: [(&str, &[(u32, u32)], &[(u32, u32)]); 2] = [
+/// Pixel coordinates `(x, y)`.
+type Pixels = &'static [(u32, u32)];
+
+const CASES: [(&str, Pixels, Pixels); 2] = [
     (
         "astronaut.png",
         &[(8, 8), (503, 8)],

@@ -1,7 +1,7 @@
 //! Time of one IS-Net (RMBG-1.4 architecture) forward pass on the CPU with synthetic weights,
 //! the nobg side of `crates/isnet/bench/vs_onnxruntime.sh`.
 //!
-//! `cargo run --release -p isnet --example forward_time -- [--size N] [--iters N] [--seed S]
+//! `cargo run --release -p isnet --example isnet_forward_time -- [--size N] [--iters N] [--seed S]
 //!  [--input X.npy] [--save MASK.npy] [--stages]`
 //!
 //! Threads: `RAYON_NUM_THREADS` (candle and gemm both use rayon's pool). Prints one JSON line:
