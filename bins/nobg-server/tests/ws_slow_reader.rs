@@ -93,9 +93,11 @@ async fn a_client_that_never_reads_is_held_to_its_budget_and_closed() {
         "sent {sent} tasks, ran {ran}, closed after {:?}",
         started.elapsed()
     );
+    // More than its budget (CAP in flight + CAP refused) must have been offered, or the bound on
+    // `ran` below proves nothing; how many more depends on timing.
     assert!(
-        sent > 2 * (CAP + 16),
-        "the client got {sent} tasks in before the close"
+        sent > 2 * CAP,
+        "the client got only {sent} tasks in before the close"
     );
     assert!(
         ran <= CAP + 16,
