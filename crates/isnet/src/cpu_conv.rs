@@ -9,14 +9,50 @@
 //! parallel on rayon's pool (the one candle uses). The arithmetic is the same sum of products
 //! as any conv, in another order: results agree with PyTorch to f32 rounding.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape};
 use rayon::prelude::*;
+
+use crate::winograd::{self, WinogradWeights};
 
 /// im2col floats per tile: 256 Ki floats (1 MiB), about an L2.
 const TILE_FLOATS: usize = 256 * 1024;
 /// Fewest output pixels per tile: each tile re-reads all the weights (up to 18 MiB in the deep
 /// stages), so tiny tiles there would stream the weights once per few pixels.
 const MIN_TILE: usize = 512;
+
+/// Output planes of at least this many pixels run stride-1 convolutions with Winograd
+/// F(4×4, 3×3) (see [`crate::winograd`]); smaller ones (the deep stages, where the weights
+/// outweigh the pixels and Winograd's 4x larger weights would cost memory for little gain)
+/// keep the direct path. Overridden by `NOBG_WINOGRAD_MIN_PIXELS` (`off` disables Winograd) or
+/// [`set_winograd_min_pixels`].
+pub const DEFAULT_WINOGRAD_MIN_PIXELS: usize = 64 * 64;
+const UNSET: usize = usize::MAX;
+const OFF: usize = usize::MAX - 1;
+static WINOGRAD_MIN_PIXELS: AtomicUsize = AtomicUsize::new(UNSET);
+
+/// Sets the smallest output plane (pixels) that uses Winograd, process-wide; `None` turns
+/// Winograd off. Meant for benchmarks and tests that compare the two paths.
+pub fn set_winograd_min_pixels(min: Option<usize>) {
+    WINOGRAD_MIN_PIXELS.store(min.unwrap_or(OFF).min(OFF), Ordering::Relaxed);
+}
+
+fn winograd_min_pixels() -> usize {
+    let v = WINOGRAD_MIN_PIXELS.load(Ordering::Relaxed);
+    if v != UNSET {
+        return v;
+    }
+    let v = match std::env::var("NOBG_WINOGRAD_MIN_PIXELS") {
+        Ok(s) if s.eq_ignore_ascii_case("off") => OFF,
+        Ok(s) => s.trim().parse().unwrap_or(DEFAULT_WINOGRAD_MIN_PIXELS),
+        Err(_) => DEFAULT_WINOGRAD_MIN_PIXELS,
+    };
+    // A concurrent `set_winograd_min_pixels` wins over the environment.
+    let _ = WINOGRAD_MIN_PIXELS.compare_exchange(UNSET, v, Ordering::Relaxed, Ordering::Relaxed);
+    WINOGRAD_MIN_PIXELS.load(Ordering::Relaxed)
+}
 
 /// Weights `[c_out, c_in, 3, 3]` (row-major, BN folded), bias `[c_out]`, and the geometry.
 #[derive(Debug, Clone)]
@@ -29,6 +65,8 @@ pub struct Conv3x3 {
     pub padding: usize,
     pub dilation: usize,
     pub relu: bool,
+    /// The weights in the Winograd domain, made on the first call that uses them.
+    pub winograd: OnceLock<WinogradWeights>,
 }
 
 /// One input of the convolution: a contiguous `[B, C, H, W]` f32 buffer.
@@ -135,6 +173,27 @@ impl Conv3x3 {
         }
         let (oh, ow) = self.out_size(h, w);
         let plane = oh * ow;
+        let shape = Shape::from((batch, self.c_out, oh, ow));
+        if self.stride == 1 && plane >= winograd_min_pixels() {
+            let weights = self
+                .winograd
+                .get_or_init(|| WinogradWeights::new(&self.weight, self.c_out, self.c_in));
+            let parts: Vec<winograd::Part> = inputs
+                .iter()
+                .map(|i| winograd::Part {
+                    data: i.data,
+                    channels: i.channels,
+                })
+                .collect();
+            let conv = winograd::Conv {
+                weights,
+                bias: &self.bias,
+                padding: self.padding,
+                dilation: self.dilation,
+                relu: self.relu,
+            };
+            return Ok((conv.run(&parts, batch, (h, w)), shape));
+        }
         let k = self.c_in * 9;
         let mut out = vec![0f32; batch * self.c_out * plane];
         for (o, chunk) in out.chunks_mut(plane).enumerate() {
@@ -190,7 +249,7 @@ impl Conv3x3 {
                 }
             },
         );
-        Ok((out, Shape::from((batch, self.c_out, oh, ow))))
+        Ok((out, shape))
     }
 }
 

@@ -8,11 +8,13 @@
 
 pub mod config;
 pub mod cpu_conv;
+pub mod cpu_ops;
 mod error;
 pub mod model;
 pub mod rebnconv;
 pub mod rsu;
 pub mod synthetic;
+pub mod winograd;
 
 pub use config::{find_preset, presets, Config, Preset};
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 use crate::cpu_conv::{Conv3x3, Conv3x3Op};
+use crate::cpu_ops::{MaxPoolCeil, UpsampleBilinear};
 
 /// PyTorch's BatchNorm2d default.
 const BN_EPS: f64 = 1e-5;
@@ -37,6 +38,7 @@ impl FusedConv {
                 padding: cfg.padding,
                 dilation: cfg.dilation,
                 relu,
+                winograd: Default::default(),
             })))
         } else {
             Ok(Self::Candle {
@@ -132,9 +134,16 @@ impl Module for ReBnConv {
     }
 }
 
+fn fast_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
 /// `MaxPool2d(2, stride=2, ceil_mode=True)`: an odd side gets its last row/column repeated,
 /// which leaves the max of the partial window unchanged.
 pub fn pool_ceil(x: &Tensor) -> Result<Tensor> {
+    if fast_cpu(x) {
+        return x.contiguous()?.apply_op1_no_bwd(&MaxPoolCeil);
+    }
     let (_, _, h, w) = x.dims4()?;
     let x = if h % 2 == 1 {
         x.pad_with_same(2, 0, 1)?
@@ -155,6 +164,13 @@ pub fn upsample_like(src: &Tensor, tar: &Tensor) -> Result<Tensor> {
     let (_, _, sh, sw) = src.dims4()?;
     if (sh, sw) == (h, w) {
         return Ok(src.clone());
+    }
+    if fast_cpu(src) {
+        let op = UpsampleBilinear {
+            height: h,
+            width: w,
+        };
+        return src.contiguous()?.apply_op1_no_bwd(&op);
     }
     src.upsample_bilinear2d(h, w, false)
 }

@@ -4,6 +4,7 @@
 //! Fixtures and their format: tests/fixtures/isnet/README.md.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -124,7 +125,20 @@ fn tolerance(dtype: DType) -> (f32, f32) {
     }
 }
 
-fn check_f32(name: &str) -> Result<()> {
+/// Which CPU convolution the f32 path uses is a process-wide setting: tests that depend on it
+/// hold this lock while they set it and run.
+static CONV_PATH: Mutex<()> = Mutex::new(());
+
+fn conv_path(winograd: Option<usize>) -> MutexGuard<'static, ()> {
+    let guard = CONV_PATH.lock().unwrap_or_else(|e| e.into_inner());
+    isnet::cpu_conv::set_winograd_min_pixels(winograd);
+    guard
+}
+
+/// `winograd`: `Some(0)` runs every stride-1 conv through Winograd F(4×4, 3×3), `None` none
+/// (the fixtures are too small for the default threshold to pick it).
+fn check_f32(name: &str, winograd: Option<usize>) -> Result<()> {
+    let _path = conv_path(winograd);
     let fx = Fixture::open(name)?;
     let input = fx.input()?;
     let (max, _) = abs_diff(&input, fx.expected("input")?)?;
@@ -169,6 +183,7 @@ fn check_f32(name: &str) -> Result<()> {
 
 /// A `file_dtype` checkpoint run in `dtype`, judged by the tolerances of the lower precision.
 fn check_reduced(name: &str, file_dtype: DType, dtype: DType) -> Result<()> {
+    let _path = conv_path(Some(isnet::cpu_conv::DEFAULT_WINOGRAD_MIN_PIXELS));
     let fx = Fixture::open(name)?;
     let model = fx.model(file_dtype, dtype)?;
     let mask = candle_core::Module::forward(&model, &fx.input()?.to_dtype(dtype)?)?;
@@ -184,12 +199,23 @@ fn check_reduced(name: &str, file_dtype: DType, dtype: DType) -> Result<()> {
 
 #[test]
 fn rmbg14_64_matches_the_reference_stage_by_stage() -> Result<()> {
-    check_f32("rmbg14-64")
+    check_f32("rmbg14-64", None)
 }
 
 #[test]
 fn rmbg14_96x160_matches_the_reference() -> Result<()> {
-    check_f32("rmbg14-96x160")
+    check_f32("rmbg14-96x160", None)
+}
+
+#[test]
+fn rmbg14_64_with_winograd_convs_matches_the_reference_stage_by_stage() -> Result<()> {
+    check_f32("rmbg14-64", Some(0))
+}
+
+/// Odd plane sizes deep inside: partial tiles on both edges, dilations 2, 4, 8 in RSU-4F.
+#[test]
+fn rmbg14_96x160_with_winograd_convs_matches_the_reference() -> Result<()> {
+    check_f32("rmbg14-96x160", Some(0))
 }
 
 /// f16 end to end (candle's conv path, BatchNorm folded in f32 then rounded to f16).

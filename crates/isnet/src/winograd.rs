@@ -1,0 +1,624 @@
+//! Winograd F(4×4, 3×3) for the stride-1 3×3 convolutions of IS-Net on the CPU, f32.
+//!
+//! Why: IS-Net is ~160 GMAC at 1024², almost all of it 3×3 convolutions on wide planes, and a
+//! direct (im2col + GEMM) convolution cannot beat onnxruntime's by much more than its GEMM
+//! efficiency allows. Winograd computes each 4×4 block of outputs from a 6×6 input patch with
+//! 36 multiplications per (input, output) channel pair instead of 144: the same convolution
+//! with a quarter of the multiply-adds, at the price of input/output transforms (linear in the
+//! channel counts, not their product) and a little f32 accuracy (the transforms' constants
+//! reach 8 and 1/24; errors stay ~1e-6 relative, see `tests/winograd.rs`).
+//!
+//! The matrices are Lavin & Gray's ("Fast Algorithms for Convolutional Neural Networks", 2015)
+//! with interpolation points 0, ±1, ±2, ∞: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`.
+//!
+//! Dilation `d` is handled by tiling each residue class (outputs whose row ≡ ry and column ≡
+//! rx mod d) separately: inside a class the dilated conv is an ordinary 3×3 conv.
+//!
+//! One job is a group of tiles (whole rows of tiles of one residue class): it transforms their
+//! input patches into `V[36][c_in][T]`, runs 36 GEMMs `M_t = U_t · V_t` (`U_t` `[c_out, c_in]`,
+//! transformed once per layer) with the `gemm` crate and transforms `M` back into the output,
+//! adding the bias and applying the ReLU on the way.
+
+use rayon::prelude::*;
+
+/// Floats of `V` and `M` a job aims for (8 MiB together): big enough that each GEMM has a few
+/// hundred columns, small enough to stay in the L3 of one CCX.
+const JOB_FLOATS: usize = 2 * 1024 * 1024;
+
+/// A 3×3 kernel `[c_out, c_in, 3, 3]` in the Winograd domain: `U[36][c_out][c_in]`.
+#[derive(Debug, Clone)]
+pub struct WinogradWeights {
+    u: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+}
+
+/// `G` of F(4, 3): 6×3.
+const G: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+impl WinogradWeights {
+    /// `weight` is `[c_out, c_in, 3, 3]` row-major. The transform runs in f64 so that `U`
+    /// carries only its own f32 rounding.
+    pub fn new(weight: &[f32], c_out: usize, c_in: usize) -> Self {
+        let mut u = vec![0f32; 36 * c_out * c_in];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                let g = &weight[(o * c_in + c) * 9..(o * c_in + c + 1) * 9];
+                // t = G g (6×3), then U = t Gᵀ (6×6).
+                let mut t = [[0f64; 3]; 6];
+                for (i, row) in t.iter_mut().enumerate() {
+                    for (b, v) in row.iter_mut().enumerate() {
+                        *v = (0..3).map(|a| G[i][a] * g[a * 3 + b] as f64).sum();
+                    }
+                }
+                for (i, row) in t.iter().enumerate() {
+                    for k in 0..6 {
+                        let v: f64 = (0..3).map(|b| row[b] * G[k][b]).sum();
+                        u[((i * 6 + k) * c_out + o) * c_in + c] = v as f32;
+                    }
+                }
+            }
+        }
+        Self { u, c_in, c_out }
+    }
+}
+
+/// One input of the convolution: a contiguous `[B, C, H, W]` f32 buffer (the concatenation of
+/// several along channels is the convolution's input).
+pub struct Part<'a> {
+    pub data: &'a [f32],
+    pub channels: usize,
+}
+
+/// Geometry and epilogue of one call.
+pub struct Conv<'a> {
+    pub weights: &'a WinogradWeights,
+    pub bias: &'a [f32],
+    pub padding: usize,
+    pub dilation: usize,
+    pub relu: bool,
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: jobs write disjoint output pixels (distinct residue classes or tile rows), through
+// raw pointers only (see `Job::output`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A group of tile rows: batch item `b`, residue class `(ry, rx)`, tile rows `by0..by1`.
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    b: usize,
+    ry: usize,
+    rx: usize,
+    by0: usize,
+    by1: usize,
+}
+
+/// Output size and tiling of one residue class.
+#[derive(Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    d: usize,
+    pad: usize,
+}
+
+impl Geometry {
+    /// Outputs of residue `r` in a dimension of `n` outputs: `r, r + d, ...`.
+    fn class_len(&self, n: usize, r: usize) -> usize {
+        if r >= n {
+            0
+        } else {
+            (n - r).div_ceil(self.d)
+        }
+    }
+
+    /// Tiles across for residue column `rx`.
+    fn tiles_x(&self, rx: usize) -> usize {
+        self.class_len(self.ow, rx).div_ceil(4)
+    }
+
+    fn tiles_y(&self, ry: usize) -> usize {
+        self.class_len(self.oh, ry).div_ceil(4)
+    }
+}
+
+impl Conv<'_> {
+    /// The convolution of the channel concatenation of `parts`, `[batch, c_out, oh, ow]`.
+    pub fn run(&self, parts: &[Part], batch: usize, (h, w): (usize, usize)) -> Vec<f32> {
+        let (d, pad) = (self.dilation.max(1), self.padding);
+        let oh = (h + 2 * pad).saturating_sub(2 * d);
+        let ow = (w + 2 * pad).saturating_sub(2 * d);
+        let geo = Geometry {
+            h,
+            w,
+            oh,
+            ow,
+            d,
+            pad,
+        };
+        let c_out = self.weights.c_out;
+        let mut out = vec![0f32; batch * c_out * oh * ow];
+        if out.is_empty() {
+            return out;
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let per_tile = 36 * (self.weights.c_in + c_out);
+        let total_rows: usize = batch * (0..d).map(|r| geo.tiles_y(r)).sum::<usize>() * d;
+        // Rows of tiles per job: enough columns for an efficient GEMM, but at least two jobs
+        // per thread when the plane allows it.
+        let widest = geo.tiles_x(0).max(1);
+        let rows = (JOB_FLOATS / (per_tile * widest))
+            .max(1)
+            .min((total_rows / (2 * threads)).max(1));
+        let mut jobs = Vec::new();
+        for b in 0..batch {
+            for ry in 0..d {
+                for rx in 0..d {
+                    let (ty, tx) = (geo.tiles_y(ry), geo.tiles_x(rx));
+                    if ty == 0 || tx == 0 {
+                        continue;
+                    }
+                    let mut by0 = 0;
+                    while by0 < ty {
+                        let by1 = (by0 + rows).min(ty);
+                        jobs.push(Job {
+                            b,
+                            ry,
+                            rx,
+                            by0,
+                            by1,
+                        });
+                        by0 = by1;
+                    }
+                }
+            }
+        }
+        let dst = OutPtr(out.as_mut_ptr());
+        let sizes = ScratchSizes::new(self.weights, rows * widest, widest);
+        if jobs.len() >= 2 * threads {
+            jobs.par_iter().for_each(|job| {
+                with_scratch(sizes, |scratch| {
+                    self.job(parts, geo, *job, scratch, dst, gemm::Parallelism::None)
+                })
+            });
+        } else {
+            // Few, big jobs (small planes): the GEMMs inside carry the parallelism.
+            let par = if threads > 1 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            with_scratch(sizes, |scratch| {
+                for job in &jobs {
+                    self.job(parts, geo, *job, scratch, dst, par);
+                }
+            });
+        }
+        out
+    }
+
+    fn job(
+        &self,
+        parts: &[Part],
+        geo: Geometry,
+        job: Job,
+        s: &mut Scratch,
+        dst: OutPtr,
+        par: gemm::Parallelism,
+    ) {
+        let ntx = geo.tiles_x(job.rx);
+        let t = (job.by1 - job.by0) * ntx;
+        let (c_in, c_out) = (self.weights.c_in, self.weights.c_out);
+        transforms::input(parts, geo, job, ntx, t, c_in, s);
+        for k in 0..36 {
+            // SAFETY: `U_k` is `[c_out, c_in]`, `V_k` `[c_in, t]` (row stride `t`), `M_k`
+            // `[c_out, t]`, all inside their buffers (sized for `t <= cap` columns).
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    t,
+                    c_in,
+                    s.m.as_mut_ptr().add(k * c_out * t),
+                    1,
+                    t as isize,
+                    false,
+                    self.weights.u.as_ptr().add(k * c_out * c_in),
+                    1,
+                    c_in as isize,
+                    s.v.as_ptr().add(k * c_in * t),
+                    1,
+                    t as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        }
+        transforms::output(self, geo, job, ntx, t, s, dst);
+    }
+}
+
+/// Buffer lengths (floats) one job needs.
+#[derive(Clone, Copy)]
+struct ScratchSizes {
+    v: usize,
+    m: usize,
+    rows: usize,
+    g: usize,
+    hb: usize,
+    z: usize,
+    y: usize,
+}
+
+impl ScratchSizes {
+    fn new(w: &WinogradWeights, cap: usize, widest: usize) -> Self {
+        Self {
+            v: 36 * w.c_in * cap,
+            m: 36 * w.c_out * cap,
+            rows: 6 * (4 * widest + 4),
+            g: 24 * (widest + 1),
+            hb: 36 * widest,
+            z: 24 * widest,
+            y: 16 * widest,
+        }
+    }
+}
+
+/// Per-thread buffers, kept between calls: a fresh `V`/`M` per call would cost a memset and
+/// page faults on every convolution.
+#[derive(Default)]
+struct Scratch {
+    /// `V[36][c_in][T]`: the transformed input tiles.
+    v: Vec<f32>,
+    /// `M[36][c_out][T]`: their products with `U`.
+    m: Vec<f32>,
+    /// Six zero-padded input rows of one tile row (the residue class's columns only).
+    rows: Vec<f32>,
+    /// The rows split by column phase: `g[r][p][tx] = rows[r][4·tx + p]`, `tx <= ntx`.
+    g: Vec<f32>,
+    /// `Bᵀ` applied down the columns: `hb[i][s][tx]`.
+    hb: Vec<f32>,
+    /// `Aᵀ` applied down the columns of `M`: `z[a][k][tx]`; then across: `y[a][q][tx]`.
+    z: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Scratch {
+    fn fit(&mut self, s: ScratchSizes) {
+        for (buf, len) in [
+            (&mut self.v, s.v),
+            (&mut self.m, s.m),
+            (&mut self.rows, s.rows),
+            (&mut self.g, s.g),
+            (&mut self.hb, s.hb),
+            (&mut self.z, s.z),
+            (&mut self.y, s.y),
+        ] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn with_scratch(sizes: ScratchSizes, f: impl FnOnce(&mut Scratch)) {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            s.fit(sizes);
+            f(&mut s)
+        }
+        // Re-entered (a thread waiting in a parallel GEMM picked up another convolution's
+        // job): use a buffer of its own.
+        Err(_) => {
+            let mut s = Scratch::default();
+            s.fit(sizes);
+            f(&mut s)
+        }
+    })
+}
+
+/// The transforms, compiled for AVX2 where the CPU has it (the crate is built for baseline
+/// x86-64) and generically elsewhere: same code, same arithmetic (no FMA contraction).
+mod transforms {
+    use super::{Conv, Geometry, Job, OutPtr, Part, Scratch};
+
+    pub(super) fn input(
+        parts: &[Part],
+        geo: Geometry,
+        job: Job,
+        ntx: usize,
+        t: usize,
+        c_in: usize,
+        s: &mut Scratch,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { input_avx2(parts, geo, job, ntx, t, c_in, s) };
+        }
+        super::input_transform(parts, geo, job, ntx, t, c_in, s)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn input_avx2(
+        parts: &[Part],
+        geo: Geometry,
+        job: Job,
+        ntx: usize,
+        t: usize,
+        c_in: usize,
+        s: &mut Scratch,
+    ) {
+        super::input_transform(parts, geo, job, ntx, t, c_in, s)
+    }
+
+    pub(super) fn output(
+        conv: &Conv,
+        geo: Geometry,
+        job: Job,
+        ntx: usize,
+        t: usize,
+        s: &mut Scratch,
+        dst: OutPtr,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { output_avx2(conv, geo, job, ntx, t, s, dst) };
+        }
+        super::output_transform(conv, geo, job, ntx, t, s, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn output_avx2(
+        conv: &Conv,
+        geo: Geometry,
+        job: Job,
+        ntx: usize,
+        t: usize,
+        s: &mut Scratch,
+        dst: OutPtr,
+    ) {
+        super::output_transform(conv, geo, job, ntx, t, s, dst)
+    }
+}
+
+/// `V[(i,k)][c][j] = (Bᵀ d B)[i][k]` for every tile `j` of the job and input channel `c`.
+#[inline(always)]
+fn input_transform(
+    parts: &[Part],
+    geo: Geometry,
+    job: Job,
+    ntx: usize,
+    t: usize,
+    c_in: usize,
+    s: &mut Scratch,
+) {
+    let Scratch { v, rows, g, hb, .. } = s;
+    let plane = geo.h * geo.w;
+    let lw = 4 * ntx + 4;
+    let n1 = ntx + 1;
+    let mut c = 0;
+    for part in parts {
+        let base = job.b * part.channels * plane;
+        for pc in 0..part.channels {
+            let src = &part.data[base + pc * plane..base + (pc + 1) * plane];
+            for by in job.by0..job.by1 {
+                for r in 0..6 {
+                    let row = &mut rows[r * lw..(r + 1) * lw];
+                    padded_row(src, geo, job.ry, job.rx, 4 * by + r, row);
+                    // Column phases, so that every later step runs along tiles.
+                    let gr = &mut g[r * 4 * n1..(r + 1) * 4 * n1];
+                    let (p0, rest) = gr.split_at_mut(n1);
+                    let (p1, rest) = rest.split_at_mut(n1);
+                    let (p2, p3) = rest.split_at_mut(n1);
+                    let src = &row[..4 * n1];
+                    for tx in 0..n1 {
+                        p0[tx] = src[4 * tx];
+                        p1[tx] = src[4 * tx + 1];
+                        p2[tx] = src[4 * tx + 2];
+                        p3[tx] = src[4 * tx + 3];
+                    }
+                }
+                // hb[i][s] = Σ_r Bᵀ[i][r] d[r][s]; column s of the patches is phase s % 4
+                // shifted by s / 4 tiles.
+                for col in 0..6 {
+                    let src = &g[(col % 4) * n1 + col / 4..];
+                    bt_rows(src, 4 * n1, ntx, &mut hb[col * ntx..], 6 * ntx);
+                }
+                // V[(i,k)] = Σ_s Bᵀ[k][s] hb[i][s].
+                let j0 = (by - job.by0) * ntx;
+                for i in 0..6 {
+                    let dst = &mut v[(i * 6 * c_in + c) * t + j0..];
+                    bt_rows(&hb[i * 6 * ntx..], ntx, ntx, dst, c_in * t);
+                }
+            }
+            c += 1;
+        }
+    }
+    debug_assert_eq!(c, c_in);
+}
+
+/// `row[m]` = input pixel at row `ry + d·ty - pad`, column `rx + d·m - pad` (zero outside).
+#[inline(always)]
+fn padded_row(src: &[f32], geo: Geometry, ry: usize, rx: usize, ty: usize, row: &mut [f32]) {
+    let (d, pad, w) = (geo.d as isize, geo.pad as isize, geo.w as isize);
+    let iy = ry as isize + d * ty as isize - pad;
+    if iy < 0 || iy >= geo.h as isize {
+        row.fill(0.0);
+        return;
+    }
+    let line = &src[iy as usize * geo.w..(iy as usize + 1) * geo.w];
+    let x0 = rx as isize - pad;
+    if d == 1 {
+        let lo = (-x0).clamp(0, row.len() as isize) as usize;
+        let hi = (w - x0).clamp(lo as isize, row.len() as isize) as usize;
+        row[..lo].fill(0.0);
+        row[lo..hi].copy_from_slice(&line[(x0 + lo as isize) as usize..(x0 + hi as isize) as usize]);
+        row[hi..].fill(0.0);
+    } else {
+        for (m, v) in row.iter_mut().enumerate() {
+            let ix = x0 + d * m as isize;
+            *v = if ix >= 0 && ix < w { line[ix as usize] } else { 0.0 };
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` for every tile of the job and output channel, plus bias and ReLU, into the
+/// output.
+#[inline(always)]
+fn output_transform(
+    conv: &Conv,
+    geo: Geometry,
+    job: Job,
+    ntx: usize,
+    t: usize,
+    s: &mut Scratch,
+    dst: OutPtr,
+) {
+    let c_out = conv.weights.c_out;
+    let plane = geo.oh * geo.ow;
+    let Scratch { m, z, y, .. } = s;
+    let y = &mut y[..16 * ntx];
+    for o in 0..c_out {
+        let bias = conv.bias[o];
+        for by in job.by0..job.by1 {
+            let j0 = (by - job.by0) * ntx;
+            // z[a][k] = Σ_i Aᵀ[a][i] M[(i,k)], then y[a][q] = Σ_k Aᵀ[q][k] z[a][k].
+            for k in 0..6 {
+                let src = &m[(k * c_out + o) * t + j0..];
+                at_rows(src, 6 * c_out * t, ntx, &mut z[k * ntx..], 6 * ntx);
+            }
+            for a in 0..4 {
+                at_rows(&z[a * 6 * ntx..], ntx, ntx, &mut y[a * 4 * ntx..], ntx);
+            }
+            if conv.relu {
+                y.iter_mut().for_each(|v| *v = (*v + bias).max(0.0));
+            } else {
+                y.iter_mut().for_each(|v| *v += bias);
+            }
+            let base = (job.b * c_out + o) * plane;
+            for a in 0..4 {
+                let oy = job.ry + geo.d * (4 * by + a);
+                if oy >= geo.oh {
+                    break;
+                }
+                let ya = &y[a * 4 * ntx..(a + 1) * 4 * ntx];
+                // SAFETY: `row` is output row `oy` of this batch item's plane `o`.
+                let row = unsafe { dst.get().add(base + oy * geo.ow) };
+                // Tiles whose four columns are all inside the row (all but the last, when the
+                // width is not a multiple of 4).
+                let full = if geo.d == 1 { (geo.ow / 4).min(ntx) } else { 0 };
+                if full > 0 {
+                    // SAFETY: with d = 1 there is one residue class, so output row `oy`
+                    // belongs to this job alone; `4·full <= ow`.
+                    let out = unsafe { std::slice::from_raw_parts_mut(row, 4 * full) };
+                    let (y0, rest) = ya.split_at(ntx);
+                    let (y1, rest) = rest.split_at(ntx);
+                    let (y2, y3) = rest.split_at(ntx);
+                    let (y0, y1, y2, y3) = (&y0[..full], &y1[..full], &y2[..full], &y3[..full]);
+                    for tx in 0..full {
+                        out[4 * tx] = y0[tx];
+                        out[4 * tx + 1] = y1[tx];
+                        out[4 * tx + 2] = y2[tx];
+                        out[4 * tx + 3] = y3[tx];
+                    }
+                }
+                for tx in full..ntx {
+                    for q in 0..4 {
+                        let ox = job.rx + geo.d * (4 * tx + q);
+                        if ox >= geo.ow {
+                            break;
+                        }
+                        // SAFETY: (oy, ox) is inside the plane and in this job's residue
+                        // class and tile rows; written through the raw pointer because
+                        // other classes' jobs write the other columns of the row.
+                        unsafe { *row.add(ox) = ya[q * ntx + tx] };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst[k] = Σ_r Bᵀ[k][r] src[r]` for six rows of `n` values (`src` rows `ss` apart, `dst`
+/// rows `ds` apart), with Bᵀ of F(4, 3).
+#[inline(always)]
+fn bt_rows(src: &[f32], ss: usize, n: usize, dst: &mut [f32], ds: usize) {
+    let r = |i: usize| &src[i * ss..i * ss + n];
+    let d = [r(0), r(1), r(2), r(3), r(4), r(5)];
+    combine(&mut dst[..n], d, |[d0, _, d2, _, d4, _]| 4.0 * d0 - 5.0 * d2 + d4);
+    combine(&mut dst[ds..ds + n], d, |[_, d1, d2, d3, d4, _]| {
+        -4.0 * (d1 + d2) + d3 + d4
+    });
+    combine(&mut dst[2 * ds..2 * ds + n], d, |[_, d1, d2, d3, d4, _]| {
+        4.0 * (d1 - d2) - d3 + d4
+    });
+    combine(&mut dst[3 * ds..3 * ds + n], d, |[_, d1, d2, d3, d4, _]| {
+        2.0 * (d3 - d1) - d2 + d4
+    });
+    combine(&mut dst[4 * ds..4 * ds + n], d, |[_, d1, d2, d3, d4, _]| {
+        2.0 * (d1 - d3) - d2 + d4
+    });
+    combine(&mut dst[5 * ds..5 * ds + n], d, |[_, d1, _, d3, _, d5]| {
+        4.0 * d1 - 5.0 * d3 + d5
+    });
+}
+
+/// `dst[a] = Σ_i Aᵀ[a][i] src[i]` for six rows in, four out, with Aᵀ of F(4, 3).
+#[inline(always)]
+fn at_rows(src: &[f32], ss: usize, n: usize, dst: &mut [f32], ds: usize) {
+    let r = |i: usize| &src[i * ss..i * ss + n];
+    let m = [r(0), r(1), r(2), r(3), r(4), r(5)];
+    combine(&mut dst[..n], m, |[m0, m1, m2, m3, m4, _]| {
+        m0 + (m1 + m2) + (m3 + m4)
+    });
+    combine(&mut dst[ds..ds + n], m, |[_, m1, m2, m3, m4, _]| {
+        (m1 - m2) + 2.0 * (m3 - m4)
+    });
+    combine(&mut dst[2 * ds..2 * ds + n], m, |[_, m1, m2, m3, m4, _]| {
+        (m1 + m2) + 4.0 * (m3 + m4)
+    });
+    combine(&mut dst[3 * ds..3 * ds + n], m, |[_, m1, m2, m3, m4, m5]| {
+        (m1 - m2) + 8.0 * (m3 - m4) + m5
+    });
+}
+
+/// `out[x] = f(rows[0][x], ..., rows[5][x])`. Every row is re-sliced to `out`'s length here,
+/// next to the loop, so that the compiler drops the bounds checks and vectorises it.
+#[inline(always)]
+fn combine(out: &mut [f32], rows: [&[f32]; 6], f: impl Fn([f32; 6]) -> f32) {
+    let n = out.len();
+    let [a, b, c, d, e, g] = rows;
+    let (a, b, c, d, e, g) = (&a[..n], &b[..n], &c[..n], &d[..n], &e[..n], &g[..n]);
+    for x in 0..n {
+        out[x] = f([a[x], b[x], c[x], d[x], e[x], g[x]]);
+    }
+}
