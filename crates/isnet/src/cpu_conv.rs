@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use crate::winograd::{self, WinogradWeights};
@@ -157,11 +157,14 @@ impl Conv3x3 {
         }
     }
 
+    /// The convolution of the channel concatenation of `inputs`, then bias, ReLU and, when
+    /// given, `residual` (the output's shape) added after the ReLU.
     fn run(
         &self,
         inputs: &[Input],
         batch: usize,
         (h, w): (usize, usize),
+        residual: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Shape)> {
         let c_in: usize = inputs.iter().map(|i| i.channels).sum();
         if c_in != self.c_in {
@@ -174,6 +177,9 @@ impl Conv3x3 {
         let (oh, ow) = self.out_size(h, w);
         let plane = oh * ow;
         let shape = Shape::from((batch, self.c_out, oh, ow));
+        if residual.is_some_and(|r| r.len() != shape.elem_count()) {
+            candle_core::bail!("conv3x3: residual does not have the output's shape {shape:?}")
+        }
         if self.stride == 1 && plane >= winograd_min_pixels() {
             let weights = self
                 .winograd
@@ -191,6 +197,7 @@ impl Conv3x3 {
                 padding: self.padding,
                 dilation: self.dilation,
                 relu: self.relu,
+                residual,
             };
             return Ok((conv.run(&parts, batch, (h, w)), shape));
         }
@@ -240,10 +247,14 @@ impl Conv3x3 {
                         false,
                         gemm::Parallelism::None,
                     );
-                    if self.relu {
-                        for o in 0..self.c_out {
-                            let row = std::slice::from_raw_parts_mut(d.add(o * plane), n);
+                    for o in 0..self.c_out {
+                        let row = std::slice::from_raw_parts_mut(d.add(o * plane), n);
+                        if self.relu {
                             row.iter_mut().for_each(|v| *v = v.max(0.0));
+                        }
+                        if let Some(res) = residual {
+                            let at = (b * self.c_out + o) * plane + p0;
+                            row.iter_mut().zip(&res[at..at + n]).for_each(|(v, r)| *v += r);
                         }
                     }
                 }
@@ -275,7 +286,7 @@ impl CustomOp1 for Conv3x3Op {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (data, [n, c, h, w]) = f32_input(s, l)?;
-        let (out, shape) = self.0.run(&[Input { data, channels: c }], n, (h, w))?;
+        let (out, shape) = self.0.run(&[Input { data, channels: c }], n, (h, w), None)?;
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -308,7 +319,47 @@ impl CustomOp2 for Conv3x3Op {
                 channels: cb,
             },
         ];
-        let (out, shape) = self.0.run(&inputs, n, (h, w))?;
+        let (out, shape) = self.0.run(&inputs, n, (h, w), None)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+/// Two inputs and a residual: `relu(conv(cat(a, b))) + residual`, the last convolution of
+/// every RSU block with the block's skip added in its epilogue instead of another pass.
+impl CustomOp3 for Conv3x3Op {
+    fn name(&self) -> &'static str {
+        "isnet-conv3x3-cat-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, [n, ca, h, w]) = f32_input(s1, l1)?;
+        let (b, [n2, cb, h2, w2]) = f32_input(s2, l2)?;
+        let (res, _) = f32_input(s3, l3)?;
+        if (n, h, w) != (n2, h2, w2) {
+            candle_core::bail!("conv3x3: cat of [{n}, {ca}, {h}, {w}] and [{n2}, {cb}, {h2}, {w2}]")
+        }
+        let inputs = [
+            Input {
+                data: a,
+                channels: ca,
+            },
+            Input {
+                data: b,
+                channels: cb,
+            },
+        ];
+        let (out, shape) = self.0.run(&inputs, n, (h, w), Some(res))?;
+        if l3.shape() != &shape {
+            candle_core::bail!("conv3x3: residual {:?}, output {shape:?}", l3.shape())
+        }
         Ok((CpuStorage::F32(out), shape))
     }
 }

@@ -85,6 +85,23 @@ impl FusedConv {
     }
 }
 
+impl FusedConv {
+    /// `forward_cat(parts) + residual`, with the addition fused into the convolution on the
+    /// f32 CPU path.
+    pub fn forward_cat_add(&self, parts: &[&Tensor], residual: &Tensor) -> Result<Tensor> {
+        match (self, parts) {
+            (Self::Cpu(op), [a, b]) if fast_cpu(a) && fast_cpu(b) && fast_cpu(residual) => {
+                a.contiguous()?.apply_op3_no_bwd(
+                    &b.contiguous()?,
+                    &residual.contiguous()?,
+                    &Conv3x3Op(op.clone()),
+                )
+            }
+            _ => self.forward_cat(parts)? + residual,
+        }
+    }
+}
+
 impl Module for FusedConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_cat(&[x])
@@ -125,6 +142,11 @@ impl ReBnConv {
     /// The block on the channel concatenation of `parts`.
     pub fn forward_cat(&self, parts: &[&Tensor]) -> Result<Tensor> {
         self.conv.forward_cat(parts)
+    }
+
+    /// `forward_cat(parts) + residual` (the ReLU comes before the addition).
+    pub fn forward_cat_add(&self, parts: &[&Tensor], residual: &Tensor) -> Result<Tensor> {
+        self.conv.forward_cat_add(parts, residual)
     }
 }
 

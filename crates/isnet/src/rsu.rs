@@ -78,11 +78,17 @@ impl Rsu {
             .last()
             .ok_or_else(|| candle_core::Error::Msg("empty RSU".into()))?;
         let mut hx = self.bottom.forward(deepest)?;
-        for (conv, skip) in self.decoder.iter().zip(skips.iter().rev()) {
+        let last = self.decoder.len() - 1;
+        for (i, (conv, skip)) in self.decoder.iter().zip(skips.iter().rev()).enumerate() {
             let up = upsample_like(&hx, skip)?;
-            hx = conv.forward_cat(&[&up, skip])?;
+            hx = if i == last {
+                // rebnconv1d, with the block's residual `+ hxin` in its epilogue.
+                conv.forward_cat_add(&[&up, skip], &hxin)?
+            } else {
+                conv.forward_cat(&[&up, skip])?
+            };
         }
-        hx + hxin
+        Ok(hx)
     }
 }
 
@@ -131,7 +137,6 @@ impl Rsu4F {
         let hx4 = self.bottom.forward(&hx3)?;
         let hx3d = self.decoder[0].forward_cat(&[&hx4, &hx3])?;
         let hx2d = self.decoder[1].forward_cat(&[&hx3d, &hx2])?;
-        let hx1d = self.decoder[2].forward_cat(&[&hx2d, &hx1])?;
-        hx1d + hxin
+        self.decoder[2].forward_cat_add(&[&hx2d, &hx1], &hxin)
     }
 }

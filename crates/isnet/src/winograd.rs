@@ -84,6 +84,8 @@ pub struct Conv<'a> {
     pub padding: usize,
     pub dilation: usize,
     pub relu: bool,
+    /// Added after the ReLU: a `[batch, c_out, oh, ow]` tensor (the RSU blocks' skip).
+    pub residual: Option<&'a [f32]>,
 }
 
 #[derive(Clone, Copy)]
@@ -550,6 +552,11 @@ fn output_transform(
                         out[4 * tx + 2] = y2[tx];
                         out[4 * tx + 3] = y3[tx];
                     }
+                    if let Some(res) = conv.residual {
+                        let at = base + oy * geo.ow;
+                        let res = &res[at..at + 4 * full];
+                        out.iter_mut().zip(res).for_each(|(v, r)| *v += r);
+                    }
                 }
                 for tx in full..ntx {
                     for q in 0..4 {
@@ -557,10 +564,11 @@ fn output_transform(
                         if ox >= geo.ow {
                             break;
                         }
+                        let r = conv.residual.map_or(0.0, |res| res[base + oy * geo.ow + ox]);
                         // SAFETY: (oy, ox) is inside the plane and in this job's residue
                         // class and tile rows; written through the raw pointer because
                         // other classes' jobs write the other columns of the row.
-                        unsafe { *row.add(ox) = ya[q * ntx + tx] };
+                        unsafe { *row.add(ox) = ya[q * ntx + tx] + r };
                     }
                 }
             }

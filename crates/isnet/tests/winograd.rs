@@ -15,6 +15,8 @@ struct Case {
     padding: usize,
     dilation: usize,
     relu: bool,
+    /// Add a residual after the ReLU (the RSU blocks' last convolution).
+    residual: bool,
 }
 
 /// Uniform values in [-scale, scale) from a seeded xorshift (candle's CPU rng takes no seed).
@@ -56,6 +58,17 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
     } else {
         reference
     };
+    let res_t = Tensor::from_vec(
+        uniform(reference.elem_count(), 2.0, &mut state),
+        reference.shape(),
+        &dev,
+    )?;
+    let res_v = res_t.flatten_all()?.to_vec1::<f32>()?;
+    let reference = if case.residual {
+        (reference + res_t)?
+    } else {
+        reference
+    };
 
     let wdata = weight.flatten_all()?.to_vec1::<f32>()?;
     let u = WinogradWeights::new(&wdata, case.c_out, c_in);
@@ -75,6 +88,7 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
         padding: case.padding,
         dilation: case.dilation,
         relu: case.relu,
+        residual: case.residual.then_some(res_v.as_slice()),
     };
     let got = conv.run(&parts, case.batch, (case.h, case.w));
     let got = Tensor::from_vec(got, reference.shape(), &dev)?;
@@ -87,21 +101,21 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
 fn winograd_matches_a_direct_convolution() -> Result<()> {
     let cases = [
         // Exact tiles, "same" padding.
-        Case { batch: 1, parts: &[8], c_out: 16, h: 16, w: 32, padding: 1, dilation: 1, relu: true },
+        Case { batch: 1, parts: &[8], c_out: 16, h: 16, w: 32, padding: 1, dilation: 1, relu: true, residual: false },
         // Odd sizes: partial tiles at the bottom and right edges.
-        Case { batch: 2, parts: &[5], c_out: 7, h: 13, w: 11, padding: 1, dilation: 1, relu: false },
+        Case { batch: 2, parts: &[5], c_out: 7, h: 13, w: 11, padding: 1, dilation: 1, relu: false, residual: false },
         // Decoder input: two parts concatenated along channels.
-        Case { batch: 1, parts: &[6, 10], c_out: 12, h: 18, w: 23, padding: 1, dilation: 1, relu: true },
+        Case { batch: 1, parts: &[6, 10], c_out: 12, h: 18, w: 23, padding: 1, dilation: 1, relu: true, residual: true },
         // Dilations as in RSU-4F, "same" padding, sizes not multiples of 4·d.
-        Case { batch: 1, parts: &[9], c_out: 4, h: 21, w: 19, padding: 2, dilation: 2, relu: true },
-        Case { batch: 2, parts: &[3, 4], c_out: 5, h: 25, w: 30, padding: 3, dilation: 3, relu: false },
+        Case { batch: 1, parts: &[9], c_out: 4, h: 21, w: 19, padding: 2, dilation: 2, relu: true, residual: false },
+        Case { batch: 2, parts: &[3, 4], c_out: 5, h: 25, w: 30, padding: 3, dilation: 3, relu: false, residual: true },
         // No padding: the output shrinks by 2·d.
-        Case { batch: 1, parts: &[4], c_out: 6, h: 15, w: 14, padding: 0, dilation: 1, relu: false },
-        Case { batch: 1, parts: &[4], c_out: 3, h: 17, w: 20, padding: 0, dilation: 2, relu: false },
+        Case { batch: 1, parts: &[4], c_out: 6, h: 15, w: 14, padding: 0, dilation: 1, relu: false, residual: false },
+        Case { batch: 1, parts: &[4], c_out: 3, h: 17, w: 20, padding: 0, dilation: 2, relu: false, residual: false },
         // Smaller than one tile.
-        Case { batch: 1, parts: &[2], c_out: 2, h: 3, w: 2, padding: 1, dilation: 1, relu: false },
+        Case { batch: 1, parts: &[2], c_out: 2, h: 3, w: 2, padding: 1, dilation: 1, relu: false, residual: false },
         // Wide channels (many GEMM columns per job, several jobs).
-        Case { batch: 1, parts: &[64], c_out: 64, h: 64, w: 48, padding: 1, dilation: 1, relu: true },
+        Case { batch: 1, parts: &[64], c_out: 64, h: 64, w: 48, padding: 1, dilation: 1, relu: true, residual: true },
     ];
     for (i, case) in cases.iter().enumerate() {
         let (max, scale) = check(case, i as u64)?;
@@ -116,7 +130,7 @@ fn winograd_matches_a_direct_convolution() -> Result<()> {
 #[test]
 fn an_empty_output_is_empty() -> Result<()> {
     let u = WinogradWeights::new(&[0.0; 9], 1, 1);
-    let conv = Conv { weights: &u, bias: &[0.0], padding: 0, dilation: 1, relu: false };
+    let conv = Conv { weights: &u, bias: &[0.0], padding: 0, dilation: 1, relu: false, residual: None };
     let data = [1.0f32; 4];
     let out = conv.run(&[Part { data: &data, channels: 1 }], 1, (2, 2));
     assert!(out.is_empty());
