@@ -254,7 +254,9 @@ impl Conv3x3 {
                         }
                         if let Some(res) = residual {
                             let at = (b * self.c_out + o) * plane + p0;
-                            row.iter_mut().zip(&res[at..at + n]).for_each(|(v, r)| *v += r);
+                            row.iter_mut()
+                                .zip(&res[at..at + n])
+                                .for_each(|(v, r)| *v += r);
                         }
                     }
                 }
@@ -286,7 +288,9 @@ impl CustomOp1 for Conv3x3Op {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (data, [n, c, h, w]) = f32_input(s, l)?;
-        let (out, shape) = self.0.run(&[Input { data, channels: c }], n, (h, w), None)?;
+        let (out, shape) = self
+            .0
+            .run(&[Input { data, channels: c }], n, (h, w), None)?;
         Ok((CpuStorage::F32(out), shape))
     }
 }

@@ -21,9 +21,12 @@
 
 use rayon::prelude::*;
 
-/// Floats of `V` and `M` a job aims for (8 MiB together): big enough that each GEMM has a few
-/// hundred columns, small enough to stay in the L3 of one CCX.
-const JOB_FLOATS: usize = 2 * 1024 * 1024;
+/// Floats of `V` and `M` a job aims for (1 MiB together; the best of 256 KiB..4 MiB on the
+/// 2-core EPYC this was tuned on): the transforms walk them in strided order.
+const JOB_FLOATS: usize = 256 * 1024;
+/// Tile counts a job is kept within: fewer leave the GEMMs too narrow, more gain nothing.
+const MIN_JOB_TILES: usize = 16;
+const MAX_JOB_TILES: usize = 512;
 
 /// A 3×3 kernel `[c_out, c_in, 3, 3]` in the Winograd domain: `U[36][c_out][c_in]`.
 #[derive(Debug, Clone)]
@@ -101,7 +104,8 @@ impl OutPtr {
     }
 }
 
-/// A group of tile rows: batch item `b`, residue class `(ry, rx)`, tile rows `by0..by1`.
+/// A group of tiles: batch item `b`, residue class `(ry, rx)`, tile rows `by0..by1`, tiles
+/// `tx0..tx0 + nx` of each.
 #[derive(Clone, Copy, Debug)]
 struct Job {
     b: usize,
@@ -109,6 +113,8 @@ struct Job {
     rx: usize,
     by0: usize,
     by1: usize,
+    tx0: usize,
+    nx: usize,
 }
 
 /// Output size and tiling of one residue class.
@@ -163,38 +169,42 @@ impl Conv<'_> {
         }
         let threads = rayon::current_num_threads().max(1);
         let per_tile = 36 * (self.weights.c_in + c_out);
-        let total_rows: usize = batch * (0..d).map(|r| geo.tiles_y(r)).sum::<usize>() * d;
-        // Rows of tiles per job: enough columns for an efficient GEMM, but at least two jobs
-        // per thread when the plane allows it.
         let widest = geo.tiles_x(0).max(1);
-        let rows = (JOB_FLOATS / (per_tile * widest))
-            .max(1)
-            .min((total_rows / (2 * threads)).max(1));
+        let total_rows: usize = batch * (0..d).map(|r| geo.tiles_y(r)).sum::<usize>() * d;
+        // Tiles per job: `V` and `M` of one job should stay in L2 (the transforms walk them
+        // in strided order), with enough columns left for the GEMMs; whole tile rows when
+        // they fit, else pieces of one. At least two jobs per thread when the plane allows.
+        let want = (JOB_FLOATS / per_tile).clamp(MIN_JOB_TILES, MAX_JOB_TILES);
+        let (rows, nx) = if want >= widest {
+            let rows = (want / widest).min((total_rows / (2 * threads)).max(1));
+            (rows.max(1), widest)
+        } else {
+            let pieces = widest.div_ceil(want);
+            (1, widest.div_ceil(pieces))
+        };
         let mut jobs = Vec::new();
         for b in 0..batch {
             for ry in 0..d {
                 for rx in 0..d {
                     let (ty, tx) = (geo.tiles_y(ry), geo.tiles_x(rx));
-                    if ty == 0 || tx == 0 {
-                        continue;
-                    }
-                    let mut by0 = 0;
-                    while by0 < ty {
-                        let by1 = (by0 + rows).min(ty);
-                        jobs.push(Job {
-                            b,
-                            ry,
-                            rx,
-                            by0,
-                            by1,
-                        });
-                        by0 = by1;
+                    for by0 in (0..ty).step_by(rows) {
+                        for tx0 in (0..tx).step_by(nx) {
+                            jobs.push(Job {
+                                b,
+                                ry,
+                                rx,
+                                by0,
+                                by1: (by0 + rows).min(ty),
+                                tx0,
+                                nx: nx.min(tx - tx0),
+                            });
+                        }
                     }
                 }
             }
         }
         let dst = OutPtr(out.as_mut_ptr());
-        let sizes = ScratchSizes::new(self.weights, rows * widest, widest);
+        let sizes = ScratchSizes::new(self.weights, rows * nx, nx);
         if jobs.len() >= 2 * threads {
             jobs.par_iter().for_each(|job| {
                 with_scratch(sizes, |scratch| {
@@ -226,7 +236,7 @@ impl Conv<'_> {
         dst: OutPtr,
         par: gemm::Parallelism,
     ) {
-        let ntx = geo.tiles_x(job.rx);
+        let ntx = job.nx;
         let t = (job.by1 - job.by0) * ntx;
         let (c_in, c_out) = (self.weights.c_in, self.weights.c_out);
         transforms::input(parts, geo, job, ntx, t, c_in, s);
@@ -435,7 +445,7 @@ fn input_transform(
             for by in job.by0..job.by1 {
                 for r in 0..6 {
                     let row = &mut rows[r * lw..(r + 1) * lw];
-                    padded_row(src, geo, job.ry, job.rx, 4 * by + r, row);
+                    padded_row(src, geo, (job.ry, job.rx), (4 * by + r, 4 * job.tx0), row);
                     // Column phases, so that every later step runs along tiles.
                     let gr = &mut g[r * 4 * n1..(r + 1) * 4 * n1];
                     let (p0, rest) = gr.split_at_mut(n1);
@@ -468,9 +478,16 @@ fn input_transform(
     debug_assert_eq!(c, c_in);
 }
 
-/// `row[m]` = input pixel at row `ry + d·ty - pad`, column `rx + d·m - pad` (zero outside).
+/// `row[m]` = input pixel at row `ry + d·ty - pad`, column `rx + d·(m0 + m) - pad` (zero
+/// outside).
 #[inline(always)]
-fn padded_row(src: &[f32], geo: Geometry, ry: usize, rx: usize, ty: usize, row: &mut [f32]) {
+fn padded_row(
+    src: &[f32],
+    geo: Geometry,
+    (ry, rx): (usize, usize),
+    (ty, m0): (usize, usize),
+    row: &mut [f32],
+) {
     let (d, pad, w) = (geo.d as isize, geo.pad as isize, geo.w as isize);
     let iy = ry as isize + d * ty as isize - pad;
     if iy < 0 || iy >= geo.h as isize {
@@ -478,17 +495,22 @@ fn padded_row(src: &[f32], geo: Geometry, ry: usize, rx: usize, ty: usize, row: 
         return;
     }
     let line = &src[iy as usize * geo.w..(iy as usize + 1) * geo.w];
-    let x0 = rx as isize - pad;
+    let x0 = rx as isize + d * m0 as isize - pad;
     if d == 1 {
         let lo = (-x0).clamp(0, row.len() as isize) as usize;
         let hi = (w - x0).clamp(lo as isize, row.len() as isize) as usize;
         row[..lo].fill(0.0);
-        row[lo..hi].copy_from_slice(&line[(x0 + lo as isize) as usize..(x0 + hi as isize) as usize]);
+        row[lo..hi]
+            .copy_from_slice(&line[(x0 + lo as isize) as usize..(x0 + hi as isize) as usize]);
         row[hi..].fill(0.0);
     } else {
         for (m, v) in row.iter_mut().enumerate() {
             let ix = x0 + d * m as isize;
-            *v = if ix >= 0 && ix < w { line[ix as usize] } else { 0.0 };
+            *v = if ix >= 0 && ix < w {
+                line[ix as usize]
+            } else {
+                0.0
+            };
         }
     }
 }
@@ -537,11 +559,17 @@ fn output_transform(
                 let row = unsafe { dst.get().add(base + oy * geo.ow) };
                 // Tiles whose four columns are all inside the row (all but the last, when the
                 // width is not a multiple of 4).
-                let full = if geo.d == 1 { (geo.ow / 4).min(ntx) } else { 0 };
+                let full = if geo.d == 1 {
+                    (geo.ow / 4).saturating_sub(job.tx0).min(ntx)
+                } else {
+                    0
+                };
                 if full > 0 {
-                    // SAFETY: with d = 1 there is one residue class, so output row `oy`
-                    // belongs to this job alone; `4·full <= ow`.
-                    let out = unsafe { std::slice::from_raw_parts_mut(row, 4 * full) };
+                    // SAFETY: with d = 1 there is one residue class, so columns
+                    // `4·tx0 .. 4·(tx0 + full)` of output row `oy` belong to this job alone,
+                    // and they are inside the row.
+                    let out =
+                        unsafe { std::slice::from_raw_parts_mut(row.add(4 * job.tx0), 4 * full) };
                     let (y0, rest) = ya.split_at(ntx);
                     let (y1, rest) = rest.split_at(ntx);
                     let (y2, y3) = rest.split_at(ntx);
@@ -553,18 +581,20 @@ fn output_transform(
                         out[4 * tx + 3] = y3[tx];
                     }
                     if let Some(res) = conv.residual {
-                        let at = base + oy * geo.ow;
+                        let at = base + oy * geo.ow + 4 * job.tx0;
                         let res = &res[at..at + 4 * full];
                         out.iter_mut().zip(res).for_each(|(v, r)| *v += r);
                     }
                 }
                 for tx in full..ntx {
                     for q in 0..4 {
-                        let ox = job.rx + geo.d * (4 * tx + q);
+                        let ox = job.rx + geo.d * (4 * (job.tx0 + tx) + q);
                         if ox >= geo.ow {
                             break;
                         }
-                        let r = conv.residual.map_or(0.0, |res| res[base + oy * geo.ow + ox]);
+                        let r = conv
+                            .residual
+                            .map_or(0.0, |res| res[base + oy * geo.ow + ox]);
                         // SAFETY: (oy, ox) is inside the plane and in this job's residue
                         // class and tile rows; written through the raw pointer because
                         // other classes' jobs write the other columns of the row.
@@ -582,7 +612,9 @@ fn output_transform(
 fn bt_rows(src: &[f32], ss: usize, n: usize, dst: &mut [f32], ds: usize) {
     let r = |i: usize| &src[i * ss..i * ss + n];
     let d = [r(0), r(1), r(2), r(3), r(4), r(5)];
-    combine(&mut dst[..n], d, |[d0, _, d2, _, d4, _]| 4.0 * d0 - 5.0 * d2 + d4);
+    combine(&mut dst[..n], d, |[d0, _, d2, _, d4, _]| {
+        4.0 * d0 - 5.0 * d2 + d4
+    });
     combine(&mut dst[ds..ds + n], d, |[_, d1, d2, d3, d4, _]| {
         -4.0 * (d1 + d2) + d3 + d4
     });

@@ -40,13 +40,21 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
         .iter()
         .map(|&c| {
             let shape = (case.batch, c, case.h, case.w);
-            Tensor::from_vec(uniform(shape.0 * c * shape.2 * shape.3, 1.5, &mut state), shape, &dev)
+            Tensor::from_vec(
+                uniform(shape.0 * c * shape.2 * shape.3, 1.5, &mut state),
+                shape,
+                &dev,
+            )
         })
         .collect::<candle_core::Result<Vec<_>>>()?;
     // He-like scale so outputs are O(1) whatever c_in is.
     let std = (6.0 / (9 * c_in) as f64).sqrt() as f32;
     let wshape = (case.c_out, c_in, 3, 3);
-    let weight = Tensor::from_vec(uniform(case.c_out * c_in * 9, std, &mut state), wshape, &dev)?;
+    let weight = Tensor::from_vec(
+        uniform(case.c_out * c_in * 9, std, &mut state),
+        wshape,
+        &dev,
+    )?;
     let bias = Tensor::from_vec(uniform(case.c_out, 0.5, &mut state), case.c_out, &dev)?;
 
     let x = Tensor::cat(&inputs, 1)?;
@@ -93,7 +101,11 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
     let got = conv.run(&parts, case.batch, (case.h, case.w));
     let got = Tensor::from_vec(got, reference.shape(), &dev)?;
     let diff = (got - &reference)?.abs()?.flatten_all()?;
-    let scale: f32 = reference.abs()?.flatten_all()?.max(D::Minus1)?.to_scalar()?;
+    let scale: f32 = reference
+        .abs()?
+        .flatten_all()?
+        .max(D::Minus1)?
+        .to_scalar()?;
     Ok((diff.max(0)?.to_scalar()?, scale))
 }
 
@@ -101,28 +113,121 @@ fn check(case: &Case, seed: u64) -> Result<(f32, f32)> {
 fn winograd_matches_a_direct_convolution() -> Result<()> {
     let cases = [
         // Exact tiles, "same" padding.
-        Case { batch: 1, parts: &[8], c_out: 16, h: 16, w: 32, padding: 1, dilation: 1, relu: true, residual: false },
+        Case {
+            batch: 1,
+            parts: &[8],
+            c_out: 16,
+            h: 16,
+            w: 32,
+            padding: 1,
+            dilation: 1,
+            relu: true,
+            residual: false,
+        },
         // Odd sizes: partial tiles at the bottom and right edges.
-        Case { batch: 2, parts: &[5], c_out: 7, h: 13, w: 11, padding: 1, dilation: 1, relu: false, residual: false },
+        Case {
+            batch: 2,
+            parts: &[5],
+            c_out: 7,
+            h: 13,
+            w: 11,
+            padding: 1,
+            dilation: 1,
+            relu: false,
+            residual: false,
+        },
         // Decoder input: two parts concatenated along channels.
-        Case { batch: 1, parts: &[6, 10], c_out: 12, h: 18, w: 23, padding: 1, dilation: 1, relu: true, residual: true },
+        Case {
+            batch: 1,
+            parts: &[6, 10],
+            c_out: 12,
+            h: 18,
+            w: 23,
+            padding: 1,
+            dilation: 1,
+            relu: true,
+            residual: true,
+        },
         // Dilations as in RSU-4F, "same" padding, sizes not multiples of 4·d.
-        Case { batch: 1, parts: &[9], c_out: 4, h: 21, w: 19, padding: 2, dilation: 2, relu: true, residual: false },
-        Case { batch: 2, parts: &[3, 4], c_out: 5, h: 25, w: 30, padding: 3, dilation: 3, relu: false, residual: true },
+        Case {
+            batch: 1,
+            parts: &[9],
+            c_out: 4,
+            h: 21,
+            w: 19,
+            padding: 2,
+            dilation: 2,
+            relu: true,
+            residual: false,
+        },
+        Case {
+            batch: 2,
+            parts: &[3, 4],
+            c_out: 5,
+            h: 25,
+            w: 30,
+            padding: 3,
+            dilation: 3,
+            relu: false,
+            residual: true,
+        },
         // No padding: the output shrinks by 2·d.
-        Case { batch: 1, parts: &[4], c_out: 6, h: 15, w: 14, padding: 0, dilation: 1, relu: false, residual: false },
-        Case { batch: 1, parts: &[4], c_out: 3, h: 17, w: 20, padding: 0, dilation: 2, relu: false, residual: false },
+        Case {
+            batch: 1,
+            parts: &[4],
+            c_out: 6,
+            h: 15,
+            w: 14,
+            padding: 0,
+            dilation: 1,
+            relu: false,
+            residual: false,
+        },
+        Case {
+            batch: 1,
+            parts: &[4],
+            c_out: 3,
+            h: 17,
+            w: 20,
+            padding: 0,
+            dilation: 2,
+            relu: false,
+            residual: false,
+        },
         // Smaller than one tile.
-        Case { batch: 1, parts: &[2], c_out: 2, h: 3, w: 2, padding: 1, dilation: 1, relu: false, residual: false },
+        Case {
+            batch: 1,
+            parts: &[2],
+            c_out: 2,
+            h: 3,
+            w: 2,
+            padding: 1,
+            dilation: 1,
+            relu: false,
+            residual: false,
+        },
         // Wide channels (many GEMM columns per job, several jobs).
-        Case { batch: 1, parts: &[64], c_out: 64, h: 64, w: 48, padding: 1, dilation: 1, relu: true, residual: true },
+        Case {
+            batch: 1,
+            parts: &[64],
+            c_out: 64,
+            h: 64,
+            w: 48,
+            padding: 1,
+            dilation: 1,
+            relu: true,
+            residual: true,
+        },
     ];
     for (i, case) in cases.iter().enumerate() {
         let (max, scale) = check(case, i as u64)?;
         eprintln!("case {i}: max |winograd - direct| {max:.2e} (|out| <= {scale:.2})");
         // f32 direct convs of these sizes agree to ~1e-6; Winograd's transforms cost a few
         // more bits. A wrong tap or a misplaced tile is off by O(1).
-        assert!(max <= 2e-5 * scale.max(1.0), "case {i}: max {max:.3e}, |out| {scale:.2}");
+        assert!(
+            max <= 2e-5 * scale.max(1.0),
+            "case {i}: max {max:.3e}, |out| {scale:.2}"
+        );
     }
     Ok(())
 }
@@ -130,9 +235,23 @@ fn winograd_matches_a_direct_convolution() -> Result<()> {
 #[test]
 fn an_empty_output_is_empty() -> Result<()> {
     let u = WinogradWeights::new(&[0.0; 9], 1, 1);
-    let conv = Conv { weights: &u, bias: &[0.0], padding: 0, dilation: 1, relu: false, residual: None };
+    let conv = Conv {
+        weights: &u,
+        bias: &[0.0],
+        padding: 0,
+        dilation: 1,
+        relu: false,
+        residual: None,
+    };
     let data = [1.0f32; 4];
-    let out = conv.run(&[Part { data: &data, channels: 1 }], 1, (2, 2));
+    let out = conv.run(
+        &[Part {
+            data: &data,
+            channels: 1,
+        }],
+        1,
+        (2, 2),
+    );
     assert!(out.is_empty());
     Ok(())
 }
