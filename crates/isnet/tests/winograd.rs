@@ -218,6 +218,30 @@ fn winograd_matches_a_direct_convolution() -> Result<()> {
             relu: true,
             residual: true,
         },
+        // Rows of tiles wider than a job: each row is cut into pieces (one residue class,
+        // then two with dilation 2).
+        Case {
+            batch: 1,
+            parts: &[32, 32],
+            c_out: 64,
+            h: 9,
+            w: 322,
+            padding: 1,
+            dilation: 1,
+            relu: true,
+            residual: true,
+        },
+        Case {
+            batch: 2,
+            parts: &[64],
+            c_out: 64,
+            h: 11,
+            w: 701,
+            padding: 2,
+            dilation: 2,
+            relu: false,
+            residual: true,
+        },
     ];
     for (i, case) in cases.iter().enumerate() {
         let (max, scale) = check(case, i as u64)?;
