@@ -451,13 +451,7 @@ fn input_transform(
                     let (p0, rest) = gr.split_at_mut(n1);
                     let (p1, rest) = rest.split_at_mut(n1);
                     let (p2, p3) = rest.split_at_mut(n1);
-                    let src = &row[..4 * n1];
-                    for tx in 0..n1 {
-                        p0[tx] = src[4 * tx];
-                        p1[tx] = src[4 * tx + 1];
-                        p2[tx] = src[4 * tx + 2];
-                        p3[tx] = src[4 * tx + 3];
-                    }
+                    deinterleave4(&row[..4 * n1], [p0, p1, p2, p3]);
                 }
                 // hb[i][s] = Σ_r Bᵀ[i][r] d[r][s]; column s of the patches is phase s % 4
                 // shifted by s / 4 tiles.
@@ -573,13 +567,7 @@ fn output_transform(
                     let (y0, rest) = ya.split_at(ntx);
                     let (y1, rest) = rest.split_at(ntx);
                     let (y2, y3) = rest.split_at(ntx);
-                    let (y0, y1, y2, y3) = (&y0[..full], &y1[..full], &y2[..full], &y3[..full]);
-                    for tx in 0..full {
-                        out[4 * tx] = y0[tx];
-                        out[4 * tx + 1] = y1[tx];
-                        out[4 * tx + 2] = y2[tx];
-                        out[4 * tx + 3] = y3[tx];
-                    }
+                    interleave4([y0, y1, y2, y3], out);
                     if let Some(res) = conv.residual {
                         let at = base + oy * geo.ow + 4 * job.tx0;
                         let res = &res[at..at + 4 * full];
@@ -603,6 +591,83 @@ fn output_transform(
                 }
             }
         }
+    }
+}
+
+/// `p[q][j] = src[4·j + q]` for `j < p[q].len()` (all four the same length, `src` four times
+/// that): a 4×n transpose, by 4×4 blocks in SSE registers where the target has them.
+#[inline(always)]
+fn deinterleave4(src: &[f32], p: [&mut [f32]; 4]) {
+    let [p0, p1, p2, p3] = p;
+    let n = p0.len();
+    let (p1, p2, p3, src) = (&mut p1[..n], &mut p2[..n], &mut p3[..n], &src[..4 * n]);
+    let mut j = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps, _MM_TRANSPOSE4_PS};
+        while j + 4 <= n {
+            // SAFETY: SSE is part of x86-64; reads `src[4j .. 4j + 16]` and writes
+            // `p*[j .. j + 4]`, all in bounds (`j + 4 <= n`).
+            unsafe {
+                let s = src.as_ptr().add(4 * j);
+                let (mut a, mut b) = (_mm_loadu_ps(s), _mm_loadu_ps(s.add(4)));
+                let (mut c, mut d) = (_mm_loadu_ps(s.add(8)), _mm_loadu_ps(s.add(12)));
+                _MM_TRANSPOSE4_PS(&mut a, &mut b, &mut c, &mut d);
+                _mm_storeu_ps(p0.as_mut_ptr().add(j), a);
+                _mm_storeu_ps(p1.as_mut_ptr().add(j), b);
+                _mm_storeu_ps(p2.as_mut_ptr().add(j), c);
+                _mm_storeu_ps(p3.as_mut_ptr().add(j), d);
+            }
+            j += 4;
+        }
+    }
+    for j in j..n {
+        p0[j] = src[4 * j];
+        p1[j] = src[4 * j + 1];
+        p2[j] = src[4 * j + 2];
+        p3[j] = src[4 * j + 3];
+    }
+}
+
+/// `out[4·j + q] = y[q][j]` for `j < out.len() / 4` (each `y[q]` at least that long): the
+/// inverse of [`deinterleave4`].
+#[inline(always)]
+fn interleave4(y: [&[f32]; 4], out: &mut [f32]) {
+    let n = out.len() / 4;
+    let [y0, y1, y2, y3] = y;
+    let (y0, y1, y2, y3) = (&y0[..n], &y1[..n], &y2[..n], &y3[..n]);
+    let out = &mut out[..4 * n];
+    let mut j = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps, _MM_TRANSPOSE4_PS};
+        while j + 4 <= n {
+            // SAFETY: SSE is part of x86-64; reads `y*[j .. j + 4]` and writes
+            // `out[4j .. 4j + 16]`, all in bounds (`j + 4 <= n`).
+            unsafe {
+                let (mut a, mut b) = (
+                    _mm_loadu_ps(y0.as_ptr().add(j)),
+                    _mm_loadu_ps(y1.as_ptr().add(j)),
+                );
+                let (mut c, mut d) = (
+                    _mm_loadu_ps(y2.as_ptr().add(j)),
+                    _mm_loadu_ps(y3.as_ptr().add(j)),
+                );
+                _MM_TRANSPOSE4_PS(&mut a, &mut b, &mut c, &mut d);
+                let o = out.as_mut_ptr().add(4 * j);
+                _mm_storeu_ps(o, a);
+                _mm_storeu_ps(o.add(4), b);
+                _mm_storeu_ps(o.add(8), c);
+                _mm_storeu_ps(o.add(12), d);
+            }
+            j += 4;
+        }
+    }
+    for j in j..n {
+        out[4 * j] = y0[j];
+        out[4 * j + 1] = y1[j];
+        out[4 * j + 2] = y2[j];
+        out[4 * j + 3] = y3[j];
     }
 }
 
