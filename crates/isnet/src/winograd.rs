@@ -444,8 +444,9 @@ fn input_transform(
             let src = &part.data[base + pc * plane..base + (pc + 1) * plane];
             for by in job.by0..job.by1 {
                 for r in 0..6 {
-                    let row = &mut rows[r * lw..(r + 1) * lw];
-                    padded_row(src, geo, (job.ry, job.rx), (4 * by + r, 4 * job.tx0), row);
+                    let buf = &mut rows[r * lw..(r + 1) * lw];
+                    let row =
+                        padded_row(src, geo, (job.ry, job.rx), (4 * by + r, 4 * job.tx0), buf);
                     // Column phases, so that every later step runs along tiles.
                     let gr = &mut g[r * 4 * n1..(r + 1) * 4 * n1];
                     let (p0, rest) = gr.split_at_mut(n1);
@@ -472,33 +473,38 @@ fn input_transform(
     debug_assert_eq!(c, c_in);
 }
 
-/// `row[m]` = input pixel at row `ry + d·ty - pad`, column `rx + d·(m0 + m) - pad` (zero
-/// outside).
+/// Row `ty` of the patches: `row[m]` = input pixel at row `ry + d·ty - pad`, column
+/// `rx + d·(m0 + m) - pad`, zero outside the image, for `m < buf.len()`. Inside the image with
+/// d = 1 that is a piece of the input row itself; otherwise it is built in `buf`.
 #[inline(always)]
-fn padded_row(
-    src: &[f32],
+fn padded_row<'a>(
+    src: &'a [f32],
     geo: Geometry,
     (ry, rx): (usize, usize),
     (ty, m0): (usize, usize),
-    row: &mut [f32],
-) {
+    buf: &'a mut [f32],
+) -> &'a [f32] {
     let (d, pad, w) = (geo.d as isize, geo.pad as isize, geo.w as isize);
     let iy = ry as isize + d * ty as isize - pad;
     if iy < 0 || iy >= geo.h as isize {
-        row.fill(0.0);
-        return;
+        buf.fill(0.0);
+        return buf;
     }
     let line = &src[iy as usize * geo.w..(iy as usize + 1) * geo.w];
     let x0 = rx as isize + d * m0 as isize - pad;
+    let n = buf.len() as isize;
     if d == 1 {
-        let lo = (-x0).clamp(0, row.len() as isize) as usize;
-        let hi = (w - x0).clamp(lo as isize, row.len() as isize) as usize;
-        row[..lo].fill(0.0);
-        row[lo..hi]
+        if x0 >= 0 && x0 + n <= w {
+            return &line[x0 as usize..(x0 + n) as usize];
+        }
+        let lo = (-x0).clamp(0, n) as usize;
+        let hi = (w - x0).clamp(lo as isize, n) as usize;
+        buf[..lo].fill(0.0);
+        buf[lo..hi]
             .copy_from_slice(&line[(x0 + lo as isize) as usize..(x0 + hi as isize) as usize]);
-        row[hi..].fill(0.0);
+        buf[hi..].fill(0.0);
     } else {
-        for (m, v) in row.iter_mut().enumerate() {
+        for (m, v) in buf.iter_mut().enumerate() {
             let ix = x0 + d * m as isize;
             *v = if ix >= 0 && ix < w {
                 line[ix as usize]
@@ -507,6 +513,7 @@ fn padded_row(
             };
         }
     }
+    buf
 }
 
 /// `Y = Aᵀ M A` for every tile of the job and output channel, plus bias and ReLU, into the
