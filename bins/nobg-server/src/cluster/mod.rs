@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod jobs;
 pub mod queue;
+pub mod sessions;
 pub mod tasks;
 
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub struct ClusterConfig {
     /// A task delivered this many times (its replicas kept dying on it) fails with an error
     /// result and goes to the dead-letter list instead of being tried again.
     pub max_deliveries: u64,
+    /// Whether this replica runs queued work. `false` makes a front replica: it takes
+    /// requests and WebSocket connections and queues their removals for the others.
+    pub run_queued: bool,
 }
 
 impl Default for ClusterConfig {
@@ -44,6 +48,7 @@ impl Default for ClusterConfig {
             max_queued: 1024,
             claim_idle_ms: 30_000,
             max_deliveries: 3,
+            run_queued: true,
         }
     }
 }
@@ -70,6 +75,11 @@ impl Redis {
     /// would hold up every other command on the shared one.
     pub fn dedicated(&self) -> redis::RedisResult<ConnectionManager> {
         ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config())
+    }
+
+    /// The client, for connections of another kind (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// A handle for one command or pipeline (cheap: the connection is multiplexed).

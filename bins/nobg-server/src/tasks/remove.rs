@@ -51,11 +51,15 @@ pub async fn start(
     let acknowledge = task.delivery_method == DeliveryMethod::Async || task.webhook_url.is_some();
     let ack = TaskStatus::ack(&task.task_type, &task.task_uuid);
     let ack = serde_json::to_value(ack).unwrap_or(Value::Null);
-    if let (true, Some(queue)) = (acknowledge, &state.queue) {
+    // A WebSocket task answered on its connection runs on any replica too; its result comes
+    // back through the session (see `crate::cluster::sessions`).
+    let answer_to = caller.ws_session.as_deref().filter(|_| !acknowledge);
+    let queued = acknowledge || answer_to.is_some();
+    if let (true, Some(queue)) = (queued, &state.queue) {
         let target = model
             .clone()
             .unwrap_or_else(|| state.models.default_name().to_owned());
-        if let Err(e) = queue.enqueue(&target, raw, caller).await {
+        if let Err(e) = queue.enqueue(&target, raw, caller, answer_to).await {
             let owner = caller.owner.as_deref();
             let refused = Err(e.clone());
             state
@@ -64,7 +68,11 @@ pub async fn start(
                 .await;
             return Err(e);
         }
-        return Ok(Outcome::Item(ack));
+        return Ok(if acknowledge {
+            Outcome::Item(ack)
+        } else {
+            Outcome::Queued
+        });
     }
     let (tx, rx) = oneshot::channel();
     let job_state = Arc::clone(state);
@@ -280,7 +288,8 @@ pub fn remove_options(task: &RemoveBackgroundTask, model: Option<String>) -> Rem
     }
 }
 
-async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, TaskError>) {
+/// A task's outcome as the frame its WebSocket client (or its webhook) receives.
+pub fn result_frame(outcome: &Result<Value, TaskError>) -> String {
     let envelope = match outcome {
         Ok(item) => Envelope {
             data: vec![item.clone()],
@@ -288,7 +297,11 @@ async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, 
         },
         Err(err) => Envelope::error(err.clone()),
     };
-    let body = Bytes::from(envelope.to_ws_json().to_string());
+    envelope.to_ws_json().to_string()
+}
+
+async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, TaskError>) {
+    let body = Bytes::from(result_frame(outcome));
     match webhook::deliver(&state.fetcher, &state.config.fetch, url, body).await {
         Ok(attempts) => tracing::debug!(attempts, "webhook delivered"),
         Err(e) => tracing::warn!(error = %e, "webhook delivery gave up"),
