@@ -81,7 +81,11 @@ impl AppState {
         };
         let (tasks, jobs) = match &redis {
             Some(redis) => (
-                TaskStore::Redis(RedisTasks::new(redis.clone(), retention)),
+                TaskStore::Redis(RedisTasks::new(
+                    redis.clone(),
+                    retention,
+                    config.ttl.max_retained_tasks,
+                )),
                 JobStore::Redis(Box::new(RedisJobs::new(redis.clone(), retention))),
             ),
             None => (

@@ -825,3 +825,128 @@ async fn a_websocket_session_resumes_on_another_replica() {
     assert_ne!(other, session);
     let _ = std::fs::remove_file(config);
 }
+
+/// With Redis, `ttl.max_retained_tasks` bounds the finished tasks kept across replicas: past
+/// it the oldest are forgotten (taskNotFound, and their UUID is free again).
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_keeps_at_most_max_retained_tasks() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(&config, "[ttl]\nmax_retained_tasks = 3\n").unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let a = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let b = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let http = client();
+    let image = b64(&fixture("logo.png"));
+    let tasks: Vec<String> = (0..5).map(|_| uuid()).collect();
+    for (i, task) in tasks.iter().enumerate() {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = post(&http, replica, json!([removal(task, &image)])).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (i, task) in tasks.iter().enumerate() {
+        let (status, body) = await_response(&http, &a, task).await;
+        if i < 2 {
+            assert_eq!(status, 404, "task {i} should be forgotten: {body}");
+            assert_eq!(body["errors"][0]["code"], "taskNotFound");
+        } else {
+            assert_eq!(status, 200, "task {i}: {body}");
+            assert_eq!(body["data"][0]["status"], "success");
+        }
+    }
+    let mut conn = redis_conn(&redis).await;
+    let indexed: usize = redis::cmd("ZCARD")
+        .arg("nobg:task-index")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 3);
+    // A forgotten task's UUID may be used again; the newest three are still taken.
+    let (status, body) = post(&http, &b, json!([removal(&tasks[0], &image)])).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&http, &b, json!([removal(&tasks[4], &image)])).await;
+    assert_eq!(
+        (status, body["errors"][0]["code"].as_str()),
+        (400, Some("conflictTaskUUID"))
+    );
+    std::fs::remove_file(config).unwrap();
+}
+
+/// A sync task that finishes while Redis is down still answers its client, and its record is
+/// written once Redis is back (retried with backoff), instead of being lost for getResponse.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_finished_during_a_redis_outage_is_recorded_afterwards() {
+    let mut redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let replica = Replica::start(Some(&redis.url()), None, &[]);
+    let http = client();
+    let task = uuid();
+    let mut t = removal(&task, &b64(&large_png()));
+    t["outputType"] = json!("base64Data");
+    let running = {
+        let http = http.clone();
+        let url = replica.url("/v1");
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&json!([t]))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        })
+    };
+    // Redis dies while the task runs (it is recorded as processing).
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(
+            &http,
+            &replica,
+            json!([{"taskType":"getResponse","taskUUID":task}]),
+        )
+        .await;
+        if status == 200 && body["data"][0]["status"] == "processing" {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.kill();
+    assert!(
+        !running.is_finished(),
+        "precondition: the task was still running when Redis died"
+    );
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, 200, "the client gets its result: {body}");
+    let image = body["data"][0]["imageBase64Data"].clone();
+    assert!(image.is_string());
+
+    // Redis is back empty (no persistence): the replica writes the record again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart();
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(
+            &http,
+            &replica,
+            json!([{"taskType":"getResponse","taskUUID":task}]),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(body["data"][0]["status"], "success", "{body}");
+            assert_eq!(body["data"][0]["imageBase64Data"], image);
+            break;
+        }
+        assert!(matches!(status, 404 | 503), "{status} {body}");
+        assert!(
+            start.elapsed() < WAIT,
+            "the result was never recorded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

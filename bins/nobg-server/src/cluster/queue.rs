@@ -334,8 +334,9 @@ impl Consumer {
 
     /// Makes the outcome known, then confirms the entry. The WebSocket frame goes first: a
     /// replica taking the entry over finds the result recorded only once the frame is out, and
-    /// a frame already out is not sent again (`deliver_once`). When Redis refuses the frame the
-    /// entry stays unconfirmed, and another replica (or this one) runs it again later.
+    /// a frame already out is not sent again (`deliver_once`). When Redis refuses the frame or
+    /// the record the entry stays unconfirmed, and another replica (or this one) runs it again
+    /// later.
     async fn finish(
         &self,
         entry: &Entry,
@@ -349,7 +350,11 @@ impl Consumer {
                 return;
             }
         }
-        remove::report(&self.state, &entry.caller, task, outcome).await;
+        if let Err(e) = remove::report(&self.state, &entry.caller, task, outcome).await {
+            // Unconfirmed: taken over after `claim_idle_ms` and run again (its frame, if any, is
+            // not sent twice), so the result is recorded once Redis is back.
+            return tracing::warn!(task_uuid = %task.task_uuid, code = %e.code, "cannot record a result; the task stays queued");
+        }
         self.confirm(&entry.id).await;
     }
 

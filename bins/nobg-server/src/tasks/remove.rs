@@ -62,7 +62,8 @@ pub async fn start(
         if let Err(e) = queue.enqueue(&target, raw, caller, answer_to).await {
             let owner = caller.owner.as_deref();
             let refused = Err(e.clone());
-            state
+            // Best effort: the client gets the refusal in any case.
+            let _ = state
                 .tasks
                 .finish(&task.task_uuid, &task.task_type, owner, refused)
                 .await;
@@ -79,9 +80,15 @@ pub async fn start(
     let caller = caller.clone();
     state.tracker.spawn(async move {
         let outcome = execute(&job_state, &caller, &task, model).await;
-        report(&job_state, &caller, &task, &outcome).await;
-        // The receiver is gone for async tasks and for clients that went away: nothing to do.
-        let _ = tx.send(outcome);
+        if report(&job_state, &caller, &task, &outcome).await.is_ok() {
+            // The receiver is gone for async tasks and for clients that went away.
+            let _ = tx.send(outcome);
+            return;
+        }
+        // Redis did not take the record: a waiting client gets its result now, and the record
+        // (then the webhook) follows once Redis is back.
+        let _ = tx.send(outcome.clone());
+        report_until_recorded(&job_state, &caller, &task, &outcome).await;
     });
 
     Ok(if acknowledge {
@@ -118,13 +125,14 @@ pub async fn execute(
     outcome
 }
 
-/// Makes a finished task's outcome known: to `getResponse`, and to its webhook.
+/// Makes a finished task's outcome known: to `getResponse`, then to its webhook. An error
+/// (and no webhook yet) when the shared store (Redis) did not take the record.
 pub async fn report(
     state: &SharedState,
     caller: &Caller,
     task: &RemoveBackgroundTask,
     outcome: &Result<Value, TaskError>,
-) {
+) -> Result<(), TaskError> {
     state
         .tasks
         .finish(
@@ -133,9 +141,34 @@ pub async fn report(
             caller.owner.as_deref(),
             outcome.clone().map(super::retained::compact),
         )
-        .await;
+        .await?;
     if let Some(url) = &task.webhook_url {
         notify_webhook(state, url, outcome).await;
+    }
+    Ok(())
+}
+
+/// [`report`] again and again (backing off up to 5 s) until Redis takes the record, so a
+/// result finished during an outage is not lost for `getResponse`; gives up only when the
+/// server's shutdown grace period ends.
+async fn report_until_recorded(
+    state: &SharedState,
+    caller: &Caller,
+    task: &RemoveBackgroundTask,
+    outcome: &Result<Value, TaskError>,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.abort.cancelled() => {
+                return tracing::error!(task_uuid = %task.task_uuid, "shutting down with a result redis never took");
+            }
+        }
+        if report(state, caller, task, outcome).await.is_ok() {
+            return tracing::info!(task_uuid = %task.task_uuid, "result recorded after redis came back");
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
