@@ -950,3 +950,76 @@ async fn a_result_finished_during_a_redis_outage_is_recorded_afterwards() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// kill -9 of the replica running a WebSocket connection's tasks: the replica that takes its
+/// work over answers the rest, on the connection (held by a third replica), each task once.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_tasks_of_a_killed_replica_are_answered_once() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let front = front_config();
+    let a = Replica::start(
+        Some(&redis.url()),
+        Some((&weed, "ws-kill")),
+        &["--config-file", &front],
+    );
+    let config = queue_config("");
+    let flags = ["--config-file", config.as_str()];
+    let mut b = Replica::start(Some(&redis.url()), Some((&weed, "ws-kill")), &flags);
+    let http = client();
+    let input = upload(&http, &a, &large_png()).await["imageUUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (mut ws, _) = ws_connect(&a, None).await;
+    const N: usize = 8;
+    let tasks: Vec<String> = (0..N).map(|_| uuid()).collect();
+    let frame: Vec<Value> = tasks.iter().map(|t| removal(t, &input)).collect();
+    ws_send(&mut ws, Value::Array(frame)).await;
+
+    // Kill B once a result has reached A and B holds others, read but unconfirmed.
+    let first = ws_next(&mut ws, WAIT).await.expect("a first result");
+    let first_task = first["data"][0]["taskUUID"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let mut conn = redis_conn(&redis).await;
+    let start = Instant::now();
+    let held = loop {
+        let summary: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg("nobg:queue:tiny")
+            .arg("nobg")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if summary.0 > 0 {
+            break summary.0;
+        }
+        assert!(start.elapsed() < WAIT, "B never held a task");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    b.process.0.kill().unwrap();
+    b.process.0.wait().unwrap();
+    assert!(held > 0);
+
+    // C takes B's work over; the results still come to A's connection.
+    let _c = Replica::start(Some(&redis.url()), Some((&weed, "ws-kill")), &flags);
+    let mut results = ws_results(&mut ws, N - 1).await;
+    assert!(
+        !results.contains_key(&first_task),
+        "{first_task} answered twice"
+    );
+    results.insert(first_task, vec![first["data"][0].clone()]);
+    for task in &tasks {
+        let items = results
+            .get(task)
+            .unwrap_or_else(|| panic!("{task} never answered"));
+        assert_eq!(items.len(), 1, "{task} answered {} times", items.len());
+        assert!(items[0]["imageURL"].is_string(), "{}", items[0]);
+    }
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_file(front);
+}
