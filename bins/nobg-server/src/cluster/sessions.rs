@@ -184,6 +184,17 @@ impl RedisSessions {
         });
     }
 
+    /// [`Self::refresh`] of one session in the background (best effort).
+    pub fn spawn_refresh(&self, id: &str) {
+        let this = self.clone();
+        let ids = vec![id.to_owned()];
+        self.tracker.spawn(async move {
+            if let Err(e) = this.refresh(&ids).await {
+                tracing::debug!(error = %e, "cannot refresh a websocket session in redis");
+            }
+        });
+    }
+
     /// Takes up to [`POP_BATCH`] frames from the front of the session's buffer.
     pub async fn pop(&self, id: &str) -> redis::RedisResult<Vec<Buffered>> {
         let mut conn = self.redis.conn();

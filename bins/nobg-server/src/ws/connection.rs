@@ -266,6 +266,7 @@ impl Connection {
                     session.id.clone(),
                 )));
                 session.attach(self.writer.clone());
+                session.count_unwritten(Arc::clone(&self.unwritten));
                 self.set_auth(Arc::clone(&session), owner);
                 // Replicas: the frames kept in Redis follow the answer.
                 session.catch_up().await;
@@ -313,6 +314,7 @@ impl Connection {
                 }
             };
             session.attach(self.writer.clone());
+            session.count_unwritten(Arc::clone(&self.unwritten));
             self.set_auth(session, None);
         }
         let Some(auth) = &self.auth else { return };

@@ -7,6 +7,7 @@
 //! tasks run by another replica reach the connection through that list.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ struct Outbox {
     writer: Option<mpsc::UnboundedSender<Frame>>,
     /// Frames that found no live connection, oldest first (single process only).
     pending: VecDeque<Frame>,
+    /// The live connection's count of frames handed to its writer and not yet written, for
+    /// frames that reach it from Redis (the connection counts its own).
+    unwritten: Option<Arc<AtomicUsize>>,
     detached_since: Option<Instant>,
 }
 
@@ -104,6 +108,12 @@ impl Session {
         outbox.detached_since = None;
     }
 
+    /// Counts frames this session hands the attached connection from Redis in `unwritten`,
+    /// the connection's own count (its limit on frames a client leaves unread).
+    pub fn count_unwritten(&self, unwritten: Arc<AtomicUsize>) {
+        self.lock().unwritten = Some(unwritten);
+    }
+
     /// Detaches the connection whose writer is `writer` (not a newer one that took over), keeping
     /// `unsent` frames (those the writer could not write) for a resume.
     pub fn detach(&self, writer: &mpsc::UnboundedSender<Frame>, unsent: Vec<Frame>) {
@@ -114,11 +124,16 @@ impl Session {
             .is_some_and(|w| w.same_channel(writer));
         if is_current {
             outbox.writer = None;
+            outbox.unwritten = None;
             outbox.detached_since = Some(Instant::now());
         }
         match &self.shared {
             Some(shared) => {
                 drop(outbox);
+                if is_current {
+                    // The resume window starts now.
+                    shared.spawn_refresh(&self.id);
+                }
                 let unsent = unsent
                     .into_iter()
                     .map(|frame| Buffered {
@@ -146,8 +161,12 @@ impl Session {
         let Some(shared) = &self.shared else { return };
         let _one_at_a_time = self.draining.lock().await;
         loop {
-            let Some(writer) = self.lock().writer.clone() else {
-                return;
+            let (writer, unwritten) = {
+                let outbox = self.lock();
+                match &outbox.writer {
+                    Some(w) => (w.clone(), outbox.unwritten.clone()),
+                    None => return,
+                }
             };
             let frames = match shared.pop(&self.id).await {
                 Ok(frames) if frames.is_empty() => return,
@@ -159,7 +178,15 @@ impl Session {
             let mut frames = frames.into_iter();
             while let Some(buffered) = frames.next() {
                 let task_uuid = buffered.task_uuid;
+                if let Some(n) = &unwritten {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Err(mpsc::error::SendError(frame)) = writer.send(buffered.frame) {
+                    if let Some(n) = &unwritten {
+                        let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                            v.checked_sub(1)
+                        });
+                    }
                     let mut back = vec![Buffered { task_uuid, frame }];
                     back.extend(frames);
                     if let Err(e) = shared.push(&self.id, back.clone(), true).await {
