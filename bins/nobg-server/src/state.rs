@@ -86,7 +86,11 @@ impl AppState {
                     retention,
                     config.ttl.max_retained_tasks,
                 )),
-                JobStore::Redis(Box::new(RedisJobs::new(redis.clone(), retention))),
+                JobStore::Redis(Box::new(RedisJobs::new(
+                    redis.clone(),
+                    retention,
+                    config.ttl.max_prediction_jobs,
+                ))),
             ),
             None => (
                 TaskStore::Local(TaskRegistry::new(retention, config.ttl.max_retained_tasks)),

@@ -1023,3 +1023,67 @@ async fn websocket_tasks_of_a_killed_replica_are_answered_once() {
     let _ = std::fs::remove_file(config);
     let _ = std::fs::remove_file(front);
 }
+
+/// With Redis, `ttl.max_prediction_jobs` counts the jobs of all replicas: full is 429 in the
+/// predictions API's shape on any of them, until the jobs' retention ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prediction_job_cap_holds_across_replicas() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(
+        &config,
+        "[ttl]\nmax_prediction_jobs = 2\ntask_retention_secs = 2\n",
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let a = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let b = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let http = client();
+    let body = json!({"model":"bria/remove-background",
+        "input":{"image":format!("data:image/png;base64,{}", b64(&fixture("logo.png")))}});
+    let create = |replica: &Replica| {
+        let request = http
+            .post(replica.url("/v1/predictions"))
+            .header("x-api-key", KEY)
+            .json(&body);
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    for replica in [&a, &b] {
+        let (status, job) = create(replica).await;
+        assert_eq!(status, 200, "{job}");
+    }
+    for replica in [&a, &b] {
+        let (status, full) = create(replica).await;
+        assert_eq!(status, 429, "{full}");
+        assert_eq!(full["status"], 429);
+        assert!(
+            full["error"]
+                .as_str()
+                .unwrap()
+                .contains("job store is full"),
+            "{full}"
+        );
+    }
+    // Past the retention the jobs are forgotten and new ones are taken again.
+    let start = Instant::now();
+    loop {
+        let (status, job) = create(&b).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429, "{job}");
+        assert!(start.elapsed() < WAIT, "the store never took jobs again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "jobs kept for their retention"
+    );
+    std::fs::remove_file(config).unwrap();
+}
