@@ -1,6 +1,7 @@
 //! State shared by several replicas, in Redis (`--redis-url`): task records (`getResponse`, the
-//! `conflictTaskUUID` check) and predictions jobs. Without a Redis URL none of this is used and
-//! the server keeps everything in its own memory, as a single process.
+//! `conflictTaskUUID` check), predictions jobs, the work queue and WebSocket sessions. Without
+//! a Redis URL none of this is used and the server keeps everything in its own memory, as a
+//! single process.
 //!
 //! Every record is one key with a TTL, so Redis itself forgets what has expired and no replica
 //! needs to sweep. When Redis cannot be reached, requests that need it fail with
