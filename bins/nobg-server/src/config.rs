@@ -165,10 +165,11 @@ pub struct Ttls {
     /// How long `getResponse` remembers a task (also the `conflictTaskUUID` window).
     pub task_retention_secs: u64,
     /// Most tasks `getResponse` remembers at once; past it the oldest finished ones are
-    /// forgotten first (about 1.3 KB each).
+    /// forgotten first (about 1.3 KB each). With Redis: finished tasks across all replicas.
     pub max_retained_tasks: usize,
     /// Most predictions-API jobs kept at once (pending, running, or finished within
-    /// `task_retention_secs`); past it `POST /v1/predictions` answers 429.
+    /// `task_retention_secs`); past it `POST /v1/predictions` answers 429. With Redis: across
+    /// all replicas.
     pub max_prediction_jobs: usize,
     /// How often expired files are deleted.
     pub sweep_interval_secs: u64,

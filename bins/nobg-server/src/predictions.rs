@@ -63,14 +63,7 @@ impl Jobs {
             Self::forget_expired(&mut jobs, self.retention);
         }
         if jobs.len() >= self.max_jobs {
-            return Err(PredictionError::new(
-                429,
-                format!(
-                    "the job store is full ({} jobs kept for {} s after they finish); retry later",
-                    self.max_jobs,
-                    self.retention.as_secs()
-                ),
-            ));
+            return Err(store_full(self.max_jobs, self.retention));
         }
         let id = job.job_id.clone();
         jobs.insert(
@@ -335,4 +328,15 @@ pub async fn cancel(
             Err(e) => error_response(e),
         },
     }
+}
+
+/// 429 in the predictions API's shape: `max` jobs are kept already.
+fn store_full(max: usize, retention: Duration) -> PredictionError {
+    PredictionError::new(
+        429,
+        format!(
+            "the job store is full ({max} jobs kept for {} s after they finish); retry later",
+            retention.as_secs()
+        ),
+    )
 }

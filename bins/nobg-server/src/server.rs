@@ -96,6 +96,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(Arc::clone(&state)));
     crate::cluster::queue::WorkQueue::spawn_consumers(&state);
+    crate::cluster::sessions::spawn_listener(&state);
     let token = state.shutdown.clone();
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let http = tokio::spawn(serve_http(

@@ -10,6 +10,7 @@ use crate::auth::{ApiKeys, Owner};
 use crate::backend::Backend;
 use crate::cluster::jobs::RedisJobs;
 use crate::cluster::queue::WorkQueue;
+use crate::cluster::sessions::RedisSessions;
 use crate::cluster::tasks::RedisTasks;
 use crate::cluster::Redis;
 use crate::config::ServerConfig;
@@ -80,26 +81,48 @@ impl AppState {
         };
         let (tasks, jobs) = match &redis {
             Some(redis) => (
-                TaskStore::Redis(RedisTasks::new(redis.clone(), retention)),
-                JobStore::Redis(Box::new(RedisJobs::new(redis.clone(), retention))),
+                TaskStore::Redis(RedisTasks::new(
+                    redis.clone(),
+                    retention,
+                    config.ttl.max_retained_tasks,
+                )),
+                JobStore::Redis(Box::new(RedisJobs::new(
+                    redis.clone(),
+                    retention,
+                    config.ttl.max_prediction_jobs,
+                ))),
             ),
             None => (
                 TaskStore::Local(TaskRegistry::new(retention, config.ttl.max_retained_tasks)),
                 JobStore::Local(Jobs::new(retention, config.ttl.max_prediction_jobs)),
             ),
         };
+        let tracker = TaskTracker::new();
+        let resume_window = Duration::from_secs(config.websocket.resume_window_secs);
+        let max_frames = config.websocket.max_buffered_frames;
+        let sessions = match &redis {
+            Some(redis) => Sessions::shared(
+                resume_window,
+                max_frames,
+                RedisSessions::new(
+                    redis.clone(),
+                    resume_window,
+                    max_frames,
+                    retention,
+                    tracker.clone(),
+                ),
+            ),
+            None => Sessions::new(resume_window, max_frames),
+        };
         Ok(Arc::new(Self {
             keys: ApiKeys::new(config.api_keys.clone()),
             tasks,
-            sessions: Sessions::new(
-                Duration::from_secs(config.websocket.resume_window_secs),
-                config.websocket.max_buffered_frames,
-            ),
+            sessions,
             jobs,
             queue,
             redis,
             metrics: Metrics::new()?,
-            tracker: TaskTracker::new(),
+            tracker,
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),
             models,
@@ -116,6 +139,9 @@ impl AppState {
 pub struct Caller {
     pub owner: Owner,
     pub base_url: String,
+    /// The WebSocket session the caller's results go to (WebSocket tasks only): with a shared
+    /// work queue, its removals run on any replica and their results reach it through Redis.
+    pub ws_session: Option<String>,
 }
 
 impl Caller {
@@ -126,7 +152,11 @@ impl Caller {
             (None, Some(host)) if valid_host(host) => format!("http://{host}"),
             (None, _) => format!("http://{}", state.config.listen),
         };
-        Self { owner, base_url }
+        Self {
+            owner,
+            base_url,
+            ws_session: None,
+        }
     }
 
     pub fn image_url(&self, uuid: &str, extension: &str) -> String {

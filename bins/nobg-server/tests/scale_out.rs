@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use cluster::{RedisServer, Replica, SeaweedS3, KEY};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -581,4 +582,508 @@ async fn a_task_delivered_too_often_goes_to_the_dead_letter_list() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"][0]["status"], "success");
     let _ = std::fs::remove_file(config);
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket on `replica`, authenticated (resuming `session` if given); and the session's
+/// id as the server answered it.
+async fn ws_connect(replica: &Replica, session: Option<&str>) -> (Ws, String) {
+    use futures_util::SinkExt;
+    let url = format!("{}/v1", replica.base.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connects");
+    let mut auth = json!({"taskType":"authentication","apiKey":KEY});
+    if let Some(id) = session {
+        auth["connectionSessionUUID"] = json!(id);
+    }
+    ws.send(Message::text(json!([auth]).to_string()))
+        .await
+        .unwrap();
+    let answer = ws_next(&mut ws, WAIT).await.expect("authentication answer");
+    let id = answer["data"][0]["connectionSessionUUID"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_owned();
+    (ws, id)
+}
+
+async fn ws_send(ws: &mut Ws, tasks: Value) {
+    use futures_util::SinkExt;
+    ws.send(Message::text(tasks.to_string())).await.unwrap();
+}
+
+/// The next text frame, or `None` when none comes within `limit`.
+async fn ws_next(ws: &mut Ws, limit: Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) | Ok(None) => return None,
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => panic!("WebSocket failed: {e}"),
+        }
+    }
+}
+
+/// Result frames by taskUUID until `n` tasks are answered, then a quiet second in which no
+/// further frame may come (no task is answered twice).
+async fn ws_results(ws: &mut Ws, n: usize) -> std::collections::HashMap<String, Vec<Value>> {
+    let mut results = std::collections::HashMap::<String, Vec<Value>>::new();
+    while results.len() < n {
+        let frame = ws_next(ws, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("only {} of {n} results came: {results:?}", results.len()));
+        let item = if frame["data"][0].is_object() {
+            frame["data"][0].clone()
+        } else {
+            frame["errors"][0].clone()
+        };
+        let task = item["taskUUID"]
+            .as_str()
+            .expect("a task's frame")
+            .to_owned();
+        results.entry(task).or_default().push(item);
+    }
+    if let Some(extra) = ws_next(ws, Duration::from_secs(1)).await {
+        panic!("a frame after every task was answered: {extra}");
+    }
+    results
+}
+
+fn front_config() -> String {
+    let path = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(&path, "[cluster]\nrun_queued = false\n").unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// WebSocket tasks sent to a front replica (which runs no queued work) are run by another
+/// replica, and each result comes back on the connection that sent the task, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_tasks_run_elsewhere_answer_on_their_connection() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let config = front_config();
+    let a = Replica::start(
+        Some(&redis.url()),
+        Some((&weed, "ws")),
+        &["--config-file", &config],
+    );
+    let b = Replica::start(Some(&redis.url()), Some((&weed, "ws")), &[]);
+    let http = client();
+    let input = upload(&http, &a, &fixture("astronaut.png")).await["imageUUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (mut ws, _) = ws_connect(&a, None).await;
+    let tasks: Vec<String> = (0..6).map(|_| uuid()).collect();
+    let mut frame: Vec<Value> = tasks.iter().map(|t| removal(t, &input)).collect();
+    let bad = uuid();
+    frame.push(removal(&bad, &uuid()));
+    ws_send(&mut ws, Value::Array(frame)).await;
+    let results = ws_results(&mut ws, tasks.len() + 1).await;
+
+    for task in &tasks {
+        let items = &results[task];
+        assert_eq!(items.len(), 1, "{task} answered {} times", items.len());
+        let url = items[0]["imageURL"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", items[0]));
+        assert!(
+            url.starts_with(&a.base),
+            "the URL names the replica asked: {url}"
+        );
+        let (status, bytes) = get_bytes(&http, url).await;
+        assert_eq!(status, 200);
+        assert!(bytes.starts_with(b"\x89PNG"));
+        // The same result is B's record too.
+        let (status, answer) = await_response(&http, &b, task).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"][0]["imageUUID"], items[0]["imageUUID"]);
+    }
+    assert_eq!(results[&bad].len(), 1);
+    assert_eq!(results[&bad][0]["code"], "invalidInputImage");
+
+    // Only B consumes the queue: A never ran a queued task.
+    let mut conn = redis_conn(&redis).await;
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg("nobg:queue:tiny")
+        .arg("nobg")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(consumers.len(), 1, "one consumer: B's");
+    let queued: usize = redis::cmd("XLEN")
+        .arg("nobg:queue:tiny")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+    let _ = std::fs::remove_file(config);
+}
+
+/// A client that left replica A resumes its session on replica B: the results of the tasks it
+/// sent to A, run while it was away, are delivered on B, each once; none is left for a later
+/// resume, and a task sent after resuming on A again reaches it live.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_session_resumes_on_another_replica() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let config = front_config();
+    let front = ["--config-file", config.as_str()];
+    let a = Replica::start(Some(&redis.url()), Some((&weed, "resume")), &front);
+    let http = client();
+    let input = upload(&http, &a, &fixture("logo.png")).await["imageUUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Tasks sent to A; nothing runs them yet (A runs no queued work), and the client leaves.
+    let (mut ws, session) = ws_connect(&a, None).await;
+    let tasks: Vec<String> = (0..4).map(|_| uuid()).collect();
+    for task in &tasks {
+        let mut t = removal(task, &input);
+        t["outputType"] = json!("base64Data");
+        ws_send(&mut ws, json!([t])).await;
+    }
+    assert!(ws_next(&mut ws, Duration::from_millis(500)).await.is_none());
+    ws.close(None).await.unwrap();
+    drop(ws);
+
+    // B runs them; with no connection anywhere, their frames wait in the session's buffer.
+    let b = Replica::start(Some(&redis.url()), Some((&weed, "resume")), &[]);
+    let mut conn = redis_conn(&redis).await;
+    let buffer = format!("nobg:ws-buffer:{session}");
+    let start = Instant::now();
+    loop {
+        let len: usize = redis::cmd("LLEN")
+            .arg(&buffer)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if len == tasks.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{len} of {} frames buffered",
+            tasks.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&buffer)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (1..=120).contains(&ttl),
+        "the resume window is the buffer's TTL: {ttl}"
+    );
+
+    // Resumed on B: every buffered result, once.
+    let (mut ws, resumed) = ws_connect(&b, Some(&session)).await;
+    assert_eq!(resumed, session);
+    let results = ws_results(&mut ws, tasks.len()).await;
+    for task in &tasks {
+        let items = &results[task];
+        assert_eq!(items.len(), 1, "{task} answered {} times", items.len());
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(items[0]["imageBase64Data"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+    }
+    ws.close(None).await.unwrap();
+    let len: usize = redis::cmd("LLEN")
+        .arg(&buffer)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "delivered frames leave the buffer");
+
+    // Back on A: nothing delivered twice; a new task runs on B and reaches A live.
+    let (mut ws, again) = ws_connect(&a, Some(&session)).await;
+    assert_eq!(again, session);
+    assert!(ws_next(&mut ws, Duration::from_secs(1)).await.is_none());
+    let live = uuid();
+    ws_send(&mut ws, json!([removal(&live, &input)])).await;
+    let results = ws_results(&mut ws, 1).await;
+    assert_eq!(results[&live].len(), 1);
+    assert!(results[&live][0]["imageURL"].is_string(), "{results:?}");
+
+    // A session id that does not exist (or expired) opens a new session.
+    let (_ws, other) = ws_connect(&b, Some(&uuid())).await;
+    assert_ne!(other, session);
+    let _ = std::fs::remove_file(config);
+}
+
+/// With Redis, `ttl.max_retained_tasks` bounds the finished tasks kept across replicas: past
+/// it the oldest are forgotten (taskNotFound, and their UUID is free again).
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_keeps_at_most_max_retained_tasks() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(&config, "[ttl]\nmax_retained_tasks = 3\n").unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let a = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let b = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let http = client();
+    let image = b64(&fixture("logo.png"));
+    let tasks: Vec<String> = (0..5).map(|_| uuid()).collect();
+    for (i, task) in tasks.iter().enumerate() {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = post(&http, replica, json!([removal(task, &image)])).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (i, task) in tasks.iter().enumerate() {
+        let (status, body) = await_response(&http, &a, task).await;
+        if i < 2 {
+            assert_eq!(status, 404, "task {i} should be forgotten: {body}");
+            assert_eq!(body["errors"][0]["code"], "taskNotFound");
+        } else {
+            assert_eq!(status, 200, "task {i}: {body}");
+            assert_eq!(body["data"][0]["status"], "success");
+        }
+    }
+    let mut conn = redis_conn(&redis).await;
+    let indexed: usize = redis::cmd("ZCARD")
+        .arg("nobg:task-index")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 3);
+    // A forgotten task's UUID may be used again; the newest three are still taken.
+    let (status, body) = post(&http, &b, json!([removal(&tasks[0], &image)])).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&http, &b, json!([removal(&tasks[4], &image)])).await;
+    assert_eq!(
+        (status, body["errors"][0]["code"].as_str()),
+        (400, Some("conflictTaskUUID"))
+    );
+    std::fs::remove_file(config).unwrap();
+}
+
+/// A sync task that finishes while Redis is down still answers its client, and its record is
+/// written once Redis is back (retried with backoff), instead of being lost for getResponse.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_finished_during_a_redis_outage_is_recorded_afterwards() {
+    let mut redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let replica = Replica::start(Some(&redis.url()), None, &[]);
+    let http = client();
+    let task = uuid();
+    let mut t = removal(&task, &b64(&large_png()));
+    t["outputType"] = json!("base64Data");
+    let running = {
+        let http = http.clone();
+        let url = replica.url("/v1");
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&json!([t]))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        })
+    };
+    // Redis dies while the task runs (it is recorded as processing).
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(
+            &http,
+            &replica,
+            json!([{"taskType":"getResponse","taskUUID":task}]),
+        )
+        .await;
+        if status == 200 && body["data"][0]["status"] == "processing" {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.kill();
+    assert!(
+        !running.is_finished(),
+        "precondition: the task was still running when Redis died"
+    );
+    let (status, body) = running.await.unwrap();
+    assert_eq!(status, 200, "the client gets its result: {body}");
+    let image = body["data"][0]["imageBase64Data"].clone();
+    assert!(image.is_string());
+
+    // Redis is back empty (no persistence): the replica writes the record again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart();
+    let start = Instant::now();
+    loop {
+        let (status, body) = post(
+            &http,
+            &replica,
+            json!([{"taskType":"getResponse","taskUUID":task}]),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(body["data"][0]["status"], "success", "{body}");
+            assert_eq!(body["data"][0]["imageBase64Data"], image);
+            break;
+        }
+        assert!(matches!(status, 404 | 503), "{status} {body}");
+        assert!(
+            start.elapsed() < WAIT,
+            "the result was never recorded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// kill -9 of the replica running a WebSocket connection's tasks: the replica that takes its
+/// work over answers the rest, on the connection (held by a third replica), each task once.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_tasks_of_a_killed_replica_are_answered_once() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let weed = SeaweedS3::start().await;
+    let front = front_config();
+    let a = Replica::start(
+        Some(&redis.url()),
+        Some((&weed, "ws-kill")),
+        &["--config-file", &front],
+    );
+    let config = queue_config("");
+    let flags = ["--config-file", config.as_str()];
+    let mut b = Replica::start(Some(&redis.url()), Some((&weed, "ws-kill")), &flags);
+    let http = client();
+    let input = upload(&http, &a, &large_png()).await["imageUUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (mut ws, _) = ws_connect(&a, None).await;
+    const N: usize = 8;
+    let tasks: Vec<String> = (0..N).map(|_| uuid()).collect();
+    let frame: Vec<Value> = tasks.iter().map(|t| removal(t, &input)).collect();
+    ws_send(&mut ws, Value::Array(frame)).await;
+
+    // Kill B once a result has reached A and B holds others, read but unconfirmed.
+    let first = ws_next(&mut ws, WAIT).await.expect("a first result");
+    let first_task = first["data"][0]["taskUUID"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let mut conn = redis_conn(&redis).await;
+    let start = Instant::now();
+    let held = loop {
+        let summary: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg("nobg:queue:tiny")
+            .arg("nobg")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if summary.0 > 0 {
+            break summary.0;
+        }
+        assert!(start.elapsed() < WAIT, "B never held a task");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    b.process.0.kill().unwrap();
+    b.process.0.wait().unwrap();
+    assert!(held > 0);
+
+    // C takes B's work over; the results still come to A's connection.
+    let _c = Replica::start(Some(&redis.url()), Some((&weed, "ws-kill")), &flags);
+    let mut results = ws_results(&mut ws, N - 1).await;
+    assert!(
+        !results.contains_key(&first_task),
+        "{first_task} answered twice"
+    );
+    results.insert(first_task, vec![first["data"][0].clone()]);
+    for task in &tasks {
+        let items = results
+            .get(task)
+            .unwrap_or_else(|| panic!("{task} never answered"));
+        assert_eq!(items.len(), 1, "{task} answered {} times", items.len());
+        assert!(items[0]["imageURL"].is_string(), "{}", items[0]);
+    }
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_file(front);
+}
+
+/// With Redis, `ttl.max_prediction_jobs` counts the jobs of all replicas: full is 429 in the
+/// predictions API's shape on any of them, until the jobs' retention ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prediction_job_cap_holds_across_replicas() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("nobg-scale-{}.toml", uuid()));
+    std::fs::write(
+        &config,
+        "[ttl]\nmax_prediction_jobs = 2\ntask_retention_secs = 2\n",
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let a = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let b = Replica::start(Some(&redis.url()), None, &["--config-file", &config_arg]);
+    let http = client();
+    let body = json!({"model":"bria/remove-background",
+        "input":{"image":format!("data:image/png;base64,{}", b64(&fixture("logo.png")))}});
+    let create = |replica: &Replica| {
+        let request = http
+            .post(replica.url("/v1/predictions"))
+            .header("x-api-key", KEY)
+            .json(&body);
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    for replica in [&a, &b] {
+        let (status, job) = create(replica).await;
+        assert_eq!(status, 200, "{job}");
+    }
+    for replica in [&a, &b] {
+        let (status, full) = create(replica).await;
+        assert_eq!(status, 429, "{full}");
+        assert_eq!(full["status"], 429);
+        assert!(
+            full["error"]
+                .as_str()
+                .unwrap()
+                .contains("job store is full"),
+            "{full}"
+        );
+    }
+    // Past the retention the jobs are forgotten and new ones are taken again.
+    let start = Instant::now();
+    loop {
+        let (status, job) = create(&b).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429, "{job}");
+        assert!(start.elapsed() < WAIT, "the store never took jobs again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "jobs kept for their retention"
+    );
+    std::fs::remove_file(config).unwrap();
 }

@@ -21,12 +21,25 @@ use tokio_util::sync::CancellationToken;
 use super::{unavailable, Redis, KEY_PREFIX};
 use crate::auth::Owner;
 
-/// Sets KEYS[1] to ARGV[1] with TTL ARGV[2] unless the job stored there is final (or gone).
+/// Sets KEYS[1] to ARGV[1] with TTL ARGV[2] unless the job stored there is final (or gone),
+/// and moves the job (ARGV[4]) to time ARGV[3] in the index KEYS[2].
 const UPDATE_UNLESS_FINAL: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local s = cjson.decode(v).status
 if s == 'completed' or s == 'failed' or s == 'cancelled' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[4])
+return 1
+";
+
+/// Stores a new job (KEYS[1] = ARGV[1], TTL ARGV[2]) if the index KEYS[2] of jobs kept (by
+/// last write, ms) holds fewer than ARGV[5] once entries older than the retention (ARGV[4] ms
+/// before ARGV[3]) are dropped; 0 when full.
+const INSERT_IF_ROOM: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 ";
@@ -72,34 +85,62 @@ impl StoredJob {
 pub struct RedisJobs {
     redis: Redis,
     retention: Duration,
+    /// Most jobs kept at once across replicas (`ttl.max_prediction_jobs`), as one process.
+    max_jobs: usize,
     update: redis::Script,
+    insert: redis::Script,
     /// Jobs running on this replica, to stop when cancelled here.
     running: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl RedisJobs {
-    pub fn new(redis: Redis, retention: Duration) -> Self {
+    pub fn new(redis: Redis, retention: Duration, max_jobs: usize) -> Self {
         Self {
             redis,
             retention,
+            max_jobs: max_jobs.max(1),
             update: redis::Script::new(UPDATE_UNLESS_FINAL),
+            insert: redis::Script::new(INSERT_IF_ROOM),
             running: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Stores a new job; `false` when `max_jobs` jobs are kept already (pending, running, or
+    /// written within the retention time), on all replicas together.
     pub async fn insert(
         &self,
         job: &Job,
         owner: &Owner,
         cancel: CancellationToken,
-    ) -> Result<(), TaskError> {
+    ) -> Result<bool, TaskError> {
         let stored = StoredJob::new(job, owner);
         let mut conn = self.redis.conn();
-        conn.set_ex::<_, _, ()>(key(&job.job_id), encode(&stored), self.ttl_secs())
+        let inserted: i64 = self
+            .insert
+            .key(key(&job.job_id))
+            .key(index_key())
+            .arg(encode(&stored))
+            .arg(self.ttl_secs())
+            .arg(now_ms())
+            .arg(self.ttl_secs().saturating_mul(1000))
+            .arg(self.max_jobs)
+            .arg(&job.job_id)
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| unavailable(&e))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
         self.lock().insert(job.job_id.clone(), cancel);
-        Ok(())
+        Ok(true)
+    }
+
+    pub fn max_jobs(&self) -> usize {
+        self.max_jobs
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
     }
 
     pub async fn get(&self, id: &str, owner: &Owner) -> Result<Option<Job>, TaskError> {
@@ -161,8 +202,11 @@ impl RedisJobs {
         let mut conn = self.redis.conn();
         self.update
             .key(key(&stored.job_id))
+            .key(index_key())
             .arg(encode(stored))
             .arg(self.ttl_secs())
+            .arg(now_ms())
+            .arg(&stored.job_id)
             .invoke_async::<i64>(&mut conn)
             .await
             .map(drop)
@@ -179,6 +223,17 @@ impl RedisJobs {
 
 fn key(id: &str) -> String {
     format!("{KEY_PREFIX}job:{id}")
+}
+
+/// Jobs kept, by the time of their last write (ms), for the cap.
+fn index_key() -> String {
+    format!("{KEY_PREFIX}job-index")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn encode(stored: &StoredJob) -> String {

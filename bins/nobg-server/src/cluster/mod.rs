@@ -1,6 +1,7 @@
 //! State shared by several replicas, in Redis (`--redis-url`): task records (`getResponse`, the
-//! `conflictTaskUUID` check) and predictions jobs. Without a Redis URL none of this is used and
-//! the server keeps everything in its own memory, as a single process.
+//! `conflictTaskUUID` check), predictions jobs, the work queue and WebSocket sessions. Without
+//! a Redis URL none of this is used and the server keeps everything in its own memory, as a
+//! single process.
 //!
 //! Every record is one key with a TTL, so Redis itself forgets what has expired and no replica
 //! needs to sweep. When Redis cannot be reached, requests that need it fail with
@@ -10,6 +11,7 @@
 pub mod codec;
 pub mod jobs;
 pub mod queue;
+pub mod sessions;
 pub mod tasks;
 
 use std::time::Duration;
@@ -36,6 +38,9 @@ pub struct ClusterConfig {
     /// A task delivered this many times (its replicas kept dying on it) fails with an error
     /// result and goes to the dead-letter list instead of being tried again.
     pub max_deliveries: u64,
+    /// Whether this replica runs queued work. `false` makes a front replica: it takes
+    /// requests and WebSocket connections and queues their removals for the others.
+    pub run_queued: bool,
 }
 
 impl Default for ClusterConfig {
@@ -44,6 +49,7 @@ impl Default for ClusterConfig {
             max_queued: 1024,
             claim_idle_ms: 30_000,
             max_deliveries: 3,
+            run_queued: true,
         }
     }
 }
@@ -70,6 +76,11 @@ impl Redis {
     /// would hold up every other command on the shared one.
     pub fn dedicated(&self) -> redis::RedisResult<ConnectionManager> {
         ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config())
+    }
+
+    /// The client, for connections of another kind (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// A handle for one command or pipeline (cheap: the connection is multiplexed).

@@ -46,11 +46,13 @@ pub struct WorkQueue {
     max_batch: usize,
 }
 
-/// One stream entry: the task as the client sent it, and whom it belongs to.
+/// One stream entry: the task as the client sent it, whom it belongs to, and the WebSocket
+/// session its result frame goes to (if any).
 struct Entry {
     id: String,
     raw: Value,
     caller: Caller,
+    session: Option<String>,
 }
 
 impl WorkQueue {
@@ -66,11 +68,13 @@ impl WorkQueue {
     }
 
     /// Appends a task to `model`'s stream, or `rateLimitExceeded` (429) when it is full.
+    /// `answer_to`: the WebSocket session its result frame goes to.
     pub async fn enqueue(
         &self,
         model: &str,
         raw: &Value,
         caller: &Caller,
+        answer_to: Option<&str>,
     ) -> Result<(), TaskError> {
         let key = stream_key(model);
         let mut conn = self.redis.conn();
@@ -97,6 +101,8 @@ impl WorkQueue {
             .arg(u8::from(caller.owner.is_some()))
             .arg("base")
             .arg(&caller.base_url)
+            .arg("session")
+            .arg(answer_to.unwrap_or(""))
             .query_async::<String>(&mut conn)
             .await
             .map(drop)
@@ -107,6 +113,11 @@ impl WorkQueue {
     /// unconfirmed then are taken over by another replica).
     pub fn spawn_consumers(state: &SharedState) {
         let Some(queue) = &state.queue else { return };
+        if !state.config.cluster.run_queued {
+            return tracing::info!(
+                "cluster.run_queued = false: queued work runs on other replicas"
+            );
+        }
         for model in state.models.loaded() {
             let consumer = Consumer {
                 queue: queue.clone(),
@@ -308,9 +319,7 @@ impl Consumer {
             Ok(m) => m,
             Err(e) => {
                 let outcome = Err(e.for_task(Some(&task.task_type), Some(&task.task_uuid)));
-                remove::report(&self.state, &entry.caller, &task, &outcome).await;
-                self.confirm(&id).await;
-                return;
+                return self.finish(&entry, &task, &outcome).await;
             }
         };
         let outcome = tokio::select! {
@@ -320,8 +329,33 @@ impl Consumer {
             _ = self.state.abort.cancelled() => return,
             outcome = remove::execute(&self.state, &entry.caller, &task, model) => outcome,
         };
-        remove::report(&self.state, &entry.caller, &task, &outcome).await;
-        self.confirm(&id).await;
+        self.finish(&entry, &task, &outcome).await;
+    }
+
+    /// Makes the outcome known, then confirms the entry. The WebSocket frame goes first: a
+    /// replica taking the entry over finds the result recorded only once the frame is out, and
+    /// a frame already out is not sent again (`deliver_once`). When Redis refuses the frame or
+    /// the record the entry stays unconfirmed, and another replica (or this one) runs it again
+    /// later.
+    async fn finish(
+        &self,
+        entry: &Entry,
+        task: &nobg_api::RemoveBackgroundTask,
+        outcome: &Result<Value, TaskError>,
+    ) {
+        if let (Some(session), Some(sessions)) = (&entry.session, self.state.sessions.redis()) {
+            let frame = remove::result_frame(outcome);
+            if let Err(e) = sessions.deliver_once(session, &task.task_uuid, frame).await {
+                tracing::warn!(task_uuid = %task.task_uuid, error = %e, "cannot send a result to its websocket session; the task stays queued");
+                return;
+            }
+        }
+        if let Err(e) = remove::report(&self.state, &entry.caller, task, outcome).await {
+            // Unconfirmed: taken over after `claim_idle_ms` and run again (its frame, if any, is
+            // not sent twice), so the result is recorded once Redis is back.
+            return tracing::warn!(task_uuid = %task.task_uuid, code = %e.code, "cannot record a result; the task stays queued");
+        }
+        self.confirm(&entry.id).await;
     }
 
     /// How many times the entry was delivered; `None` when Redis does not answer.
@@ -358,8 +392,7 @@ impl Consumer {
             tracing::error!(error = %e, "cannot write to the dead-letter list");
             return;
         }
-        remove::report(&self.state, &entry.caller, task, &Err(err)).await;
-        self.confirm(&entry.id).await;
+        self.finish(entry, task, &Err(err)).await;
     }
 
     /// The entry is done: out of the group's pending list and out of the stream.
@@ -387,12 +420,15 @@ fn decode(entry: StreamId) -> Option<Entry> {
     let owner: String = entry.get("owner")?;
     let has_owner: u8 = entry.get("has_owner")?;
     let base_url: String = entry.get("base")?;
+    let session = entry.get::<String>("session").filter(|s| !s.is_empty());
     Some(Entry {
         raw: serde_json::from_str(&raw).ok()?,
         caller: Caller {
             owner: (has_owner == 1).then_some(owner),
             base_url,
+            ws_session: session.clone(),
         },
+        session,
         id: entry.id,
     })
 }

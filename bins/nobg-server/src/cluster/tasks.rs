@@ -17,14 +17,36 @@ use super::codec::{error_from_json, error_to_json};
 use super::{unavailable, Redis, KEY_PREFIX};
 use crate::tasks::registry::{TaskRecord, TaskState};
 
+/// Records a finished task in the index of retained tasks and forgets the oldest ones past
+/// the cap (their record and claim: the UUID is free again, as after expiry), and index entries
+/// older than the retention time (their keys have expired already).
+const RETAIN: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[4]))
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #oldest, 2 do
+    redis.call('DEL', ARGV[5] .. oldest[i], ARGV[6] .. oldest[i])
+  end
+end
+return 0
+";
+
 pub struct RedisTasks {
     redis: Redis,
     retention: Duration,
+    /// At most this many finished tasks are kept, across all replicas (`ttl.max_retained_tasks`).
+    max_retained: usize,
 }
 
 impl RedisTasks {
-    pub fn new(redis: Redis, retention: Duration) -> Self {
-        Self { redis, retention }
+    pub fn new(redis: Redis, retention: Duration, max_retained: usize) -> Self {
+        Self {
+            redis,
+            retention,
+            max_retained: max_retained.max(1),
+        }
     }
 
     /// Claims `task_uuid` for a new task, or `conflictTaskUUID` while any replica holds it.
@@ -61,15 +83,15 @@ impl RedisTasks {
     }
 
     /// Records the outcome; the retention clock restarts so a result is kept its full time.
-    /// Redis being away here loses the result for `getResponse` (logged); the task's own
-    /// client, webhook and WebSocket still get it.
+    /// Past `max_retained` finished tasks the oldest are forgotten. An error when Redis did not
+    /// take the record: the caller retries (see `remove::report`).
     pub async fn finish(
         &self,
         task_uuid: &str,
         task_type: &str,
         owner: Option<&str>,
         outcome: &Result<Value, TaskError>,
-    ) {
+    ) -> redis::RedisResult<()> {
         let key = task_uuid.to_ascii_lowercase();
         let mut record = json!({"owner": owner, "taskType": task_type});
         let refused = match outcome {
@@ -93,10 +115,21 @@ impl RedisTasks {
             pipe.expire(claim_key(&key), self.ttl_secs() as i64)
                 .ignore();
         }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let retain = redis::Script::new(RETAIN);
+        let mut retain = retain.key(index_key());
+        retain
+            .arg(now_ms)
+            .arg(&key)
+            .arg(self.max_retained)
+            .arg(self.ttl_secs().saturating_mul(1000))
+            .arg(record_key(""))
+            .arg(claim_key(""));
         let mut conn = self.redis.conn();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::error!(task_uuid, error = %e, "cannot record a task's result in redis");
-        }
+        pipe.query_async::<()>(&mut conn).await?;
+        retain.invoke_async::<()>(&mut conn).await
     }
 
     /// The task, if it exists, has not expired and belongs to `owner`.
@@ -138,6 +171,11 @@ impl RedisTasks {
 
 fn claim_key(uuid: &str) -> String {
     format!("{KEY_PREFIX}task-claim:{uuid}")
+}
+
+/// Finished tasks by the time they finished (ms), for the retention cap.
+fn index_key() -> String {
+    format!("{KEY_PREFIX}task-index")
 }
 
 fn record_key(uuid: &str) -> String {

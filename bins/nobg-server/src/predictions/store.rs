@@ -30,10 +30,11 @@ impl JobStore {
     ) -> Result<(), PredictionError> {
         match self {
             Self::Local(j) => j.insert(job.clone(), owner.clone(), cancel),
-            Self::Redis(j) => j
-                .insert(job, owner, cancel)
-                .await
-                .map_err(|_| unreachable_store()),
+            Self::Redis(j) => match j.insert(job, owner, cancel).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(super::store_full(j.max_jobs(), j.retention())),
+                Err(_) => Err(unreachable_store()),
+            },
         }
     }
 

@@ -79,7 +79,7 @@ async fn run(state: &SharedState, headers: &HeaderMap, body: &[u8]) -> Result<En
             };
             match tasks::handle(state, caller, task, raw).await {
                 Ok(Outcome::Item(item)) => Some(Ok(item)),
-                Ok(Outcome::Silent) => None,
+                Ok(Outcome::Silent | Outcome::Queued) => None,
                 Ok(Outcome::Pending(rx)) => Some(
                     tasks::wait(rx, sync_timeout)
                         .await

@@ -28,6 +28,9 @@ pub enum Outcome {
     Pending(oneshot::Receiver<Result<Value, TaskError>>),
     /// Nothing to answer (a REST authentication element).
     Silent,
+    /// A WebSocket task handed to the shared work queue: its result reaches the caller's
+    /// session through Redis, from whichever replica runs it.
+    Queued,
 }
 
 /// Handles one validated task (authentication is the transport's business and answers nothing

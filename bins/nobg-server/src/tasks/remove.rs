@@ -51,29 +51,44 @@ pub async fn start(
     let acknowledge = task.delivery_method == DeliveryMethod::Async || task.webhook_url.is_some();
     let ack = TaskStatus::ack(&task.task_type, &task.task_uuid);
     let ack = serde_json::to_value(ack).unwrap_or(Value::Null);
-    if let (true, Some(queue)) = (acknowledge, &state.queue) {
+    // A WebSocket task answered on its connection runs on any replica too; its result comes
+    // back through the session (see `crate::cluster::sessions`).
+    let answer_to = caller.ws_session.as_deref().filter(|_| !acknowledge);
+    let queued = acknowledge || answer_to.is_some();
+    if let (true, Some(queue)) = (queued, &state.queue) {
         let target = model
             .clone()
             .unwrap_or_else(|| state.models.default_name().to_owned());
-        if let Err(e) = queue.enqueue(&target, raw, caller).await {
+        if let Err(e) = queue.enqueue(&target, raw, caller, answer_to).await {
             let owner = caller.owner.as_deref();
             let refused = Err(e.clone());
-            state
+            // Best effort: the client gets the refusal in any case.
+            let _ = state
                 .tasks
                 .finish(&task.task_uuid, &task.task_type, owner, refused)
                 .await;
             return Err(e);
         }
-        return Ok(Outcome::Item(ack));
+        return Ok(if acknowledge {
+            Outcome::Item(ack)
+        } else {
+            Outcome::Queued
+        });
     }
     let (tx, rx) = oneshot::channel();
     let job_state = Arc::clone(state);
     let caller = caller.clone();
     state.tracker.spawn(async move {
         let outcome = execute(&job_state, &caller, &task, model).await;
-        report(&job_state, &caller, &task, &outcome).await;
-        // The receiver is gone for async tasks and for clients that went away: nothing to do.
-        let _ = tx.send(outcome);
+        if report(&job_state, &caller, &task, &outcome).await.is_ok() {
+            // The receiver is gone for async tasks and for clients that went away.
+            let _ = tx.send(outcome);
+            return;
+        }
+        // Redis did not take the record: a waiting client gets its result now, and the record
+        // (then the webhook) follows once Redis is back.
+        let _ = tx.send(outcome.clone());
+        report_until_recorded(&job_state, &caller, &task, &outcome).await;
     });
 
     Ok(if acknowledge {
@@ -110,13 +125,14 @@ pub async fn execute(
     outcome
 }
 
-/// Makes a finished task's outcome known: to `getResponse`, and to its webhook.
+/// Makes a finished task's outcome known: to `getResponse`, then to its webhook. An error
+/// (and no webhook yet) when the shared store (Redis) did not take the record.
 pub async fn report(
     state: &SharedState,
     caller: &Caller,
     task: &RemoveBackgroundTask,
     outcome: &Result<Value, TaskError>,
-) {
+) -> Result<(), TaskError> {
     state
         .tasks
         .finish(
@@ -125,9 +141,34 @@ pub async fn report(
             caller.owner.as_deref(),
             outcome.clone().map(super::retained::compact),
         )
-        .await;
+        .await?;
     if let Some(url) = &task.webhook_url {
         notify_webhook(state, url, outcome).await;
+    }
+    Ok(())
+}
+
+/// [`report`] again and again (backing off up to 5 s) until Redis takes the record, so a
+/// result finished during an outage is not lost for `getResponse`; gives up only when the
+/// server's shutdown grace period ends.
+async fn report_until_recorded(
+    state: &SharedState,
+    caller: &Caller,
+    task: &RemoveBackgroundTask,
+    outcome: &Result<Value, TaskError>,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.abort.cancelled() => {
+                return tracing::error!(task_uuid = %task.task_uuid, "shutting down with a result redis never took");
+            }
+        }
+        if report(state, caller, task, outcome).await.is_ok() {
+            return tracing::info!(task_uuid = %task.task_uuid, "result recorded after redis came back");
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -280,7 +321,8 @@ pub fn remove_options(task: &RemoveBackgroundTask, model: Option<String>) -> Rem
     }
 }
 
-async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, TaskError>) {
+/// A task's outcome as the frame its WebSocket client (or its webhook) receives.
+pub fn result_frame(outcome: &Result<Value, TaskError>) -> String {
     let envelope = match outcome {
         Ok(item) => Envelope {
             data: vec![item.clone()],
@@ -288,7 +330,11 @@ async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, 
         },
         Err(err) => Envelope::error(err.clone()),
     };
-    let body = Bytes::from(envelope.to_ws_json().to_string());
+    envelope.to_ws_json().to_string()
+}
+
+async fn notify_webhook(state: &SharedState, url: &str, outcome: &Result<Value, TaskError>) {
+    let body = Bytes::from(result_frame(outcome));
     match webhook::deliver(&state.fetcher, &state.config.fetch, url, body).await {
         Ok(attempts) => tracing::debug!(attempts, "webhook delivered"),
         Err(e) => tracing::warn!(error = %e, "webhook delivery gave up"),

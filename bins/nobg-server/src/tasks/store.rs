@@ -26,17 +26,24 @@ impl TaskStore {
         }
     }
 
-    /// Records the outcome of a task begun with the same type and owner.
+    /// Records the outcome of a task begun with the same type and owner; an error only when
+    /// the shared store did not take it.
     pub async fn finish(
         &self,
         task_uuid: &str,
         task_type: &str,
         owner: Option<&str>,
         outcome: Result<Value, TaskError>,
-    ) {
+    ) -> Result<(), TaskError> {
         match self {
-            Self::Local(r) => r.finish(task_uuid, outcome),
-            Self::Redis(r) => r.finish(task_uuid, task_type, owner, &outcome).await,
+            Self::Local(r) => {
+                r.finish(task_uuid, outcome);
+                Ok(())
+            }
+            Self::Redis(r) => r
+                .finish(task_uuid, task_type, owner, &outcome)
+                .await
+                .map_err(|e| crate::cluster::unavailable(&e)),
         }
     }
 

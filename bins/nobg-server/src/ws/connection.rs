@@ -224,11 +224,12 @@ async fn on_text(conn: &mut Connection, bytes: &[u8]) {
                 api_key,
                 connection_session_uuid,
             }) => {
-                conn.authenticate(api_key.as_deref(), connection_session_uuid.as_deref());
+                conn.authenticate(api_key.as_deref(), connection_session_uuid.as_deref())
+                    .await;
             }
             // Its own frame, never bundled: the JS SDK swallows any frame holding a pong.
             Ok(Task::Ping) => conn.send_now(&Envelope::item(&Pong::default())),
-            Ok(task) => conn.run_task(task, raw),
+            Ok(task) => conn.run_task(task, raw).await,
         }
     }
 }
@@ -251,15 +252,24 @@ impl Connection {
         }
     }
 
-    fn authenticate(&mut self, api_key: Option<&str>, session_id: Option<&str>) {
-        match self.state.keys.check(api_key) {
-            Ok(owner) => {
-                let session = self.state.sessions.open(session_id, owner.as_deref());
+    async fn authenticate(&mut self, api_key: Option<&str>, session_id: Option<&str>) {
+        let opened = match self.state.keys.check(api_key) {
+            Ok(owner) => match self.state.sessions.open(session_id, owner.as_deref()).await {
+                Ok(session) => Ok((session, owner)),
+                Err(e) => Err(e.for_task(Some("authentication"), None)),
+            },
+            Err(err) => Err(err),
+        };
+        match opened {
+            Ok((session, owner)) => {
                 self.send_now(&Envelope::item(&AuthenticationResult::new(
                     session.id.clone(),
                 )));
                 session.attach(self.writer.clone());
-                self.set_auth(session, owner);
+                session.count_unwritten(Arc::clone(&self.unwritten));
+                self.set_auth(Arc::clone(&session), owner);
+                // Replicas: the frames kept in Redis follow the answer.
+                session.catch_up().await;
             }
             Err(err) => {
                 let mut frame = Envelope::error(err.clone()).to_ws_json();
@@ -281,22 +291,30 @@ impl Connection {
                 old.session.detach(&self.writer, Vec::new());
             }
         }
-        let caller = Caller::new(&self.state, owner, self.host.as_deref());
+        let mut caller = Caller::new(&self.state, owner, self.host.as_deref());
+        caller.ws_session = Some(session.id.clone());
         self.auth = Some(Authenticated { session, caller });
     }
 
-    fn run_task(&mut self, task: Task, raw: &Value) {
+    async fn run_task(&mut self, task: Task, raw: &Value) {
         if self.auth.is_none() {
+            let (task_type, task_uuid) = task_identity(&task);
             if !self.state.keys.is_open() {
-                let (task_type, task_uuid) = task_identity(&task);
                 let mut err = TaskError::missing_api_key();
                 err.task_type = None;
                 let err = err.for_task(task_type.as_deref(), task_uuid.as_deref());
                 return self.send_now(&Envelope::error(err));
             }
             // Open server: an implicit session, so results still survive a reconnect.
-            let session = self.state.sessions.open(None, None);
+            let session = match self.state.sessions.open(None, None).await {
+                Ok(session) => session,
+                Err(e) => {
+                    let err = e.for_task(task_type.as_deref(), task_uuid.as_deref());
+                    return self.send_now(&Envelope::error(err));
+                }
+            };
             session.attach(self.writer.clone());
+            session.count_unwritten(Arc::clone(&self.unwritten));
             self.set_auth(session, None);
         }
         let Some(auth) = &self.auth else { return };
@@ -326,10 +344,30 @@ impl Connection {
         };
         self.state.tracker.spawn(async move {
             let (task_type, task_uuid) = task_identity(&task);
-            let result = match tasks::handle(&state, &caller, task, &raw).await {
+            // A removal may go to the shared work queue: note it before it can come back.
+            let awaited = match (&state.queue, &task) {
+                (Some(_), Task::RemoveBackground(t)) => session.expect(&t.task_uuid),
+                _ => None,
+            };
+            let handled = tasks::handle(&state, &caller, task, &raw).await;
+            match awaited {
+                Some(awaited) if matches!(handled, Ok(Outcome::Queued)) => {
+                    // The task's place in this connection's limit is freed when its result
+                    // reaches the connection, or when the connection or the server goes.
+                    tokio::select! {
+                        _ = awaited => {}
+                        _ = state.shutdown.cancelled() => {}
+                    }
+                    drop(permit);
+                    return;
+                }
+                Some(_) => session.forget(task_uuid.as_deref().unwrap_or_default()),
+                None => {}
+            }
+            let result = match handled {
                 Ok(Outcome::Item(item)) => Some(Ok(item)),
                 Ok(Outcome::Pending(rx)) => Some(tasks::wait(rx, None).await),
-                Ok(Outcome::Silent) => None,
+                Ok(Outcome::Silent | Outcome::Queued) => None,
                 Err(e) => Some(Err(e)),
             };
             let envelope = match result {
