@@ -34,6 +34,7 @@ case "\$sub" in remove|batch|bench|i|p) [ -n "\$synthetic" ] || args+=(--synthet
 exec "$target/debug/nobg" "\${args[@]}"
 WRAP
 chmod +x "$work/bin/nobg"
+ln -s "$target/debug/nobg-server" "$work/bin/nobg-server"
 
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$target/debug/nobg-server" --listen "127.0.0.1:$port" --synthetic tiny \
