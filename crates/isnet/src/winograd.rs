@@ -6,7 +6,7 @@
 //! 36 multiplications per (input, output) channel pair instead of 144: the same convolution
 //! with a quarter of the multiply-adds, at the price of input/output transforms (linear in the
 //! channel counts, not their product) and a little f32 accuracy (the transforms' constants
-//! reach 8 and 1/24; errors stay ~1e-6 relative, see `tests/winograd.rs`).
+//! reach 8 and 1/24; errors stay below 1e-5 of the output's magnitude, see `tests/winograd.rs`).
 //!
 //! The matrices are Lavin & Gray's ("Fast Algorithms for Convolutional Neural Networks", 2015)
 //! with interpolation points 0, ±1, ±2, ∞: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`.
@@ -14,15 +14,15 @@
 //! Dilation `d` is handled by tiling each residue class (outputs whose row ≡ ry and column ≡
 //! rx mod d) separately: inside a class the dilated conv is an ordinary 3×3 conv.
 //!
-//! One job is a group of tiles (whole rows of tiles of one residue class): it transforms their
-//! input patches into `V[36][c_in][T]`, runs 36 GEMMs `M_t = U_t · V_t` (`U_t` `[c_out, c_in]`,
-//! transformed once per layer) with the `gemm` crate and transforms `M` back into the output,
-//! adding the bias and applying the ReLU on the way.
+//! One job is a group of tiles (rows of tiles, or a piece of one, of one residue class): it
+//! transforms their input patches into `V[36][c_in][T]`, runs 36 GEMMs `M_t = U_t · V_t`
+//! (`U_t` `[c_out, c_in]`, transformed once per layer) with the `gemm` crate and transforms `M`
+//! back into the output, adding the bias, the ReLU and the optional residual on the way.
 
 use rayon::prelude::*;
 
-/// Floats of `V` and `M` a job aims for (1 MiB together; the best of 256 KiB..4 MiB on the
-/// 2-core EPYC this was tuned on): the transforms walk them in strided order.
+/// Floats of `V` and `M` a job aims for (1 MiB together, chosen among 256 KiB..4 MiB on a
+/// 2-core EPYC with 512 KiB of L2 per core): the transforms walk them in strided order.
 const JOB_FLOATS: usize = 256 * 1024;
 /// Tile counts a job is kept within: fewer leave the GEMMs too narrow, more gain nothing.
 const MIN_JOB_TILES: usize = 16;
