@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
-use crate::winograd::{self, WinogradWeights};
+use crate::cpu_ops::f32_planes;
+use crate::winograd::{self, Part, WinogradWeights};
 
 /// im2col floats per tile: 256 Ki floats (1 MiB), about an L2.
 const TILE_FLOATS: usize = 256 * 1024;
@@ -69,12 +70,6 @@ pub struct Conv3x3 {
     pub winograd: OnceLock<WinogradWeights>,
 }
 
-/// One input of the convolution: a contiguous `[B, C, H, W]` f32 buffer.
-struct Input<'a> {
-    data: &'a [f32],
-    channels: usize,
-}
-
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: tiles write disjoint output columns of each channel plane (see `run`).
@@ -99,7 +94,7 @@ impl Conv3x3 {
     /// Fill `col` (`[c_in·9, n]`, row-major) with the patches of output pixels `p0..p0+n`.
     fn im2col(
         &self,
-        inputs: &[Input],
+        inputs: &[Part],
         (h, w, ow): (usize, usize, usize),
         (b, p0, n): (usize, usize, usize),
         col: &mut [f32],
@@ -161,7 +156,7 @@ impl Conv3x3 {
     /// given, `residual` (the output's shape) added after the ReLU.
     fn run(
         &self,
-        inputs: &[Input],
+        inputs: &[Part],
         batch: usize,
         (h, w): (usize, usize),
         residual: Option<&[f32]>,
@@ -184,13 +179,6 @@ impl Conv3x3 {
             let weights = self
                 .winograd
                 .get_or_init(|| WinogradWeights::new(&self.weight, self.c_out, self.c_in));
-            let parts: Vec<winograd::Part> = inputs
-                .iter()
-                .map(|i| winograd::Part {
-                    data: i.data,
-                    channels: i.channels,
-                })
-                .collect();
             let conv = winograd::Conv {
                 weights,
                 bias: &self.bias,
@@ -199,7 +187,7 @@ impl Conv3x3 {
                 relu: self.relu,
                 residual,
             };
-            return Ok((conv.run(&parts, batch, (h, w)), shape));
+            return Ok((conv.run(inputs, batch, (h, w)), shape));
         }
         let k = self.c_in * 9;
         let mut out = vec![0f32; batch * self.c_out * plane];
@@ -266,15 +254,27 @@ impl Conv3x3 {
     }
 }
 
-fn f32_input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], [usize; 4])> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("conv3x3: f32 only")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("conv3x3: input not contiguous")
-    };
-    let (n, c, h, w) = l.shape().dims4()?;
-    Ok((&data[a..b], [n, c, h, w]))
+/// The two parts of a channel concatenation, which must agree in batch and plane size.
+fn cat_parts<'a>(
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+) -> Result<([Part<'a>; 2], usize, (usize, usize))> {
+    let (a, [n, ca, h, w]) = f32_planes(s1, l1, "conv3x3")?;
+    let (b, [n2, cb, h2, w2]) = f32_planes(s2, l2, "conv3x3")?;
+    if (n, h, w) != (n2, h2, w2) {
+        candle_core::bail!("conv3x3: cat of [{n}, {ca}, {h}, {w}] and [{n2}, {cb}, {h2}, {w2}]")
+    }
+    let parts = [
+        Part {
+            data: a,
+            channels: ca,
+        },
+        Part {
+            data: b,
+            channels: cb,
+        },
+    ];
+    Ok((parts, n, (h, w)))
 }
 
 /// A shared handle on a [`Conv3x3`], cheap to hand to candle's `apply_op*` on every call.
@@ -287,10 +287,8 @@ impl CustomOp1 for Conv3x3Op {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (data, [n, c, h, w]) = f32_input(s, l)?;
-        let (out, shape) = self
-            .0
-            .run(&[Input { data, channels: c }], n, (h, w), None)?;
+        let (data, [n, c, h, w]) = f32_planes(s, l, "conv3x3")?;
+        let (out, shape) = self.0.run(&[Part { data, channels: c }], n, (h, w), None)?;
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -308,21 +306,7 @@ impl CustomOp2 for Conv3x3Op {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, [n, ca, h, w]) = f32_input(s1, l1)?;
-        let (b, [n2, cb, h2, w2]) = f32_input(s2, l2)?;
-        if (n, h, w) != (n2, h2, w2) {
-            candle_core::bail!("conv3x3: cat of [{n}, {ca}, {h}, {w}] and [{n2}, {cb}, {h2}, {w2}]")
-        }
-        let inputs = [
-            Input {
-                data: a,
-                channels: ca,
-            },
-            Input {
-                data: b,
-                channels: cb,
-            },
-        ];
+        let (inputs, n, (h, w)) = cat_parts((s1, l1), (s2, l2))?;
         let (out, shape) = self.0.run(&inputs, n, (h, w), None)?;
         Ok((CpuStorage::F32(out), shape))
     }
@@ -344,22 +328,8 @@ impl CustomOp3 for Conv3x3Op {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, [n, ca, h, w]) = f32_input(s1, l1)?;
-        let (b, [n2, cb, h2, w2]) = f32_input(s2, l2)?;
-        let (res, _) = f32_input(s3, l3)?;
-        if (n, h, w) != (n2, h2, w2) {
-            candle_core::bail!("conv3x3: cat of [{n}, {ca}, {h}, {w}] and [{n2}, {cb}, {h2}, {w2}]")
-        }
-        let inputs = [
-            Input {
-                data: a,
-                channels: ca,
-            },
-            Input {
-                data: b,
-                channels: cb,
-            },
-        ];
+        let (inputs, n, (h, w)) = cat_parts((s1, l1), (s2, l2))?;
+        let (res, _) = f32_planes(s3, l3, "conv3x3")?;
         let (out, shape) = self.0.run(&inputs, n, (h, w), Some(res))?;
         if l3.shape() != &shape {
             candle_core::bail!("conv3x3: residual {:?}, output {shape:?}", l3.shape())

@@ -8,7 +8,13 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
-fn f32_planes<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<(&'a [f32], [usize; 4])> {
+/// The contiguous f32 data of a `[B, C, H, W]` CPU tensor and its dims; `op` names the caller
+/// in errors.
+pub(crate) fn f32_planes<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> Result<(&'a [f32], [usize; 4])> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("{op}: f32 only")
     };
