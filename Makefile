@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-ui test-isnet-real demo-real test-full test-sdk test-dropin parity bench lint fmt check-backends fuzz-smoke soak
+.PHONY: run test test-ui test-isnet-real demo-real test-full test-sdk test-dropin parity bench bench-cpu lint fmt check-backends fuzz-smoke soak
 
 # Run the server and its web page on the default model: BiRefNet_lite on a CPU (BiRefNet on a
 # GPU), downloaded from the Hugging Face hub on first run; no token needed. With HF_TOKEN set
@@ -54,6 +54,15 @@ parity:
 
 bench:
 	$(CARGO) bench --workspace
+
+# nobg against the PyTorch reference on the CPU, alternating, one JSON line per run (README,
+# "Performance"). BIREFNET_REPO: a clone of github.com/ZhengPeng7/BiRefNet, cloned bare under
+# target/ when unset; the PyTorch side installs itself in a venv under target/.
+ROUNDS ?= 2
+bench-cpu:
+	@repo="$${BIREFNET_REPO:-target/BiRefNet.git}"; \
+	[ -d "$$repo" ] || git clone -q --bare https://github.com/ZhengPeng7/BiRefNet "$$repo"; \
+	BIREFNET_REPO="$$repo" crates/birefnet/benches/cpu_vs_pytorch.sh $(ROUNDS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -14,8 +14,14 @@ use nobg_server::{serve, AppState, Args, ServerConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+// glibc malloc with huge pages and heap reuse for tensors (see nobg-alloc).
+#[global_allocator]
+static ALLOC: nobg_alloc::TensorAlloc = nobg_alloc::TensorAlloc;
+
+fn main() -> ExitCode {
+    // Before the runtime's threads start: the allocator's heap settings hold for threads
+    // started afterwards.
+    let alloc = nobg_alloc::init();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -23,7 +29,13 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run().await {
+    let result = alloc.map_err(anyhow::Error::from).and_then(|alloc| {
+        tracing::debug!(?alloc, "allocator settings");
+        tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(run())
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line that says what to do (the causes joined), not a backtrace.

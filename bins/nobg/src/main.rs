@@ -15,7 +15,15 @@ use nobg::Remover;
 
 use args::{Cli, Command, ModelArgs};
 
+// glibc malloc with huge pages and heap reuse for tensors (see nobg-alloc).
+#[global_allocator]
+static ALLOC: nobg_alloc::TensorAlloc = nobg_alloc::TensorAlloc;
+
 fn main() -> ExitCode {
+    if let Err(e) = nobg_alloc::init() {
+        eprintln!("nobg: error: {e}");
+        return ExitCode::from(2);
+    }
     // rembg's `i` / `p` flags are rewritten first (clap has no multi-letter short flags).
     let cli = match rembg_args::translate(std::env::args_os().collect()) {
         Ok(args) => Cli::parse_from(args),

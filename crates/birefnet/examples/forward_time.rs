@@ -15,7 +15,12 @@ use birefnet::device::{parse_device, parse_dtype};
 use birefnet::{weights::load_synthetic, Config, PatchOrder, SwinConfig};
 use candle_core::{Device, Module, Tensor};
 
+// The allocator nobg's binaries run with, so the timings are theirs.
+#[global_allocator]
+static ALLOC: nobg_alloc::TensorAlloc = nobg_alloc::TensorAlloc;
+
 fn main() -> Result<()> {
+    nobg_alloc::init()?;
     let mut device = "cpu".to_string();
     let mut dtype = "f32".to_string();
     let mut iters = 5usize;

@@ -47,7 +47,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+// The allocator nobg's binaries run with, so the timings are theirs.
+#[global_allocator]
+static ALLOC: nobg_alloc::TensorAlloc = nobg_alloc::TensorAlloc;
+
 fn main() -> Result<()> {
+    nobg_alloc::init()?;
     let mut size = 1024usize;
     let mut iters = 3usize;
     let mut seed = 0u64;

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::linear::{Epilogue, TokenLinear};
 
 use super::fused::{self, FusedParams};
 
 #[derive(Debug, Clone)]
 pub struct WindowAttention {
-    qkv: Linear,
-    proj: Linear,
+    qkv: TokenLinear,
+    proj: TokenLinear,
     num_heads: usize,
     scale: f64,
     /// `relative_position_bias_table[relative_position_index]`, gathered once at load:
@@ -33,7 +35,7 @@ impl WindowAttention {
             .permute((2, 0, 1))?
             .unsqueeze(0)?
             .contiguous()?;
-        let qkv = linear(dim, dim * 3, vb.pp("qkv"))?;
+        let qkv = TokenLinear::load(dim, dim * 3, true, Epilogue::None, vb.pp("qkv"))?;
         let scale = ((dim / num_heads) as f64).powf(-0.5);
         let fused = match (qkv.bias(), vb.device(), vb.dtype()) {
             (Some(bias), Device::Cpu, DType::F32) => Some(Arc::new(FusedParams {
@@ -46,7 +48,7 @@ impl WindowAttention {
         };
         Ok(Self {
             qkv,
-            proj: linear(dim, dim, vb.pp("proj"))?,
+            proj: TokenLinear::load(dim, dim, true, Epilogue::None, vb.pp("proj"))?,
             num_heads,
             scale,
             position_bias,
@@ -59,23 +61,25 @@ impl WindowAttention {
         self.fused.is_some()
     }
 
-    /// Window attention on the normed tokens `x` [B, h*w, C] of an `h` x `w` map, with the
-    /// padding, cyclic shift and window partition done by index inside the fused kernel.
-    /// Equals pad + roll + partition + [`Self::forward`] + reverse + roll back + crop.
-    pub fn forward_tokens(
+    /// `residual` + window attention on the normed tokens `x` [B, h*w, C] of an `h` x `w` map,
+    /// with the padding, cyclic shift and window partition done by index inside the fused
+    /// kernel. Equals pad + roll + partition + [`Self::forward`] + reverse + roll back + crop,
+    /// added to `residual`.
+    pub fn forward_tokens_add(
         &self,
         x: &Tensor,
         h: usize,
         w: usize,
         window_size: usize,
         shift: usize,
+        residual: &Tensor,
     ) -> Result<Tensor> {
         let Some(params) = &self.fused else {
             candle_core::bail!("fused window attention needs f32 weights on the CPU");
         };
         let qkv = self.qkv.forward(x)?;
         let out = fused::window_attention(&qkv, params, h, w, window_size, shift)?;
-        self.proj.forward(&out)
+        self.proj.forward_add(&out, residual)
     }
 
     /// `x`: [B*nW, N, C] windows; `mask`: [nW, N, N] of 0 / -inf for shifted windows.

@@ -1,29 +1,35 @@
 //! One Swin Transformer block: (shifted) window attention and an MLP, each with a residual.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 use super::attention::{window_partition, window_reverse, WindowAttention};
+use super::linear::{Epilogue, TokenLinear};
 
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: TokenLinear,
+    fc2: TokenLinear,
 }
 
 impl Mlp {
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: linear(dim, hidden, vb.pp("fc1"))?,
-            fc2: linear(hidden, dim, vb.pp("fc2"))?,
+            // nn.GELU's default is the exact (erf) form, not the tanh approximation.
+            fc1: TokenLinear::load(dim, hidden, true, Epilogue::Gelu, vb.pp("fc1"))?,
+            fc2: TokenLinear::load(hidden, dim, true, Epilogue::None, vb.pp("fc2"))?,
         })
+    }
+
+    /// `residual + self(x)`.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.fc2.forward_add(&self.fc1.forward(x)?, residual)
     }
 }
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // nn.GELU's default is the exact (erf) form, not the tanh approximation.
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&self.fc1.forward(x)?)
     }
 }
 
@@ -70,10 +76,10 @@ impl SwinTransformerBlock {
         let ws = self.window_size;
         if self.attn.is_fused() {
             let y = self.norm1.forward(x)?;
-            let y = self.attn.forward_tokens(&y, h, w, ws, self.shift_size)?;
-            let x = (x + y)?;
-            let mlp = self.mlp.forward(&self.norm2.forward(&x)?)?;
-            return x + mlp;
+            let x = self
+                .attn
+                .forward_tokens_add(&y, h, w, ws, self.shift_size, x)?;
+            return self.mlp.forward_add(&self.norm2.forward(&x)?, &x);
         }
         let shift = self.shift_size as i32;
         let mut y = self.norm1.forward(x)?.reshape((b, h, w, c))?;

@@ -4,6 +4,8 @@
 mod attention;
 mod block;
 mod fused;
+mod gelu;
+mod linear;
 mod patch;
 
 pub use attention::{relative_position_index, shifted_window_mask};

@@ -1,0 +1,337 @@
+//! The Swin blocks' linears on the CPU in f32: one GEMM per band of tokens that starts from the
+//! bias (and the residual, where there is one) and applies GELU while the band is still in
+//! cache. candle's `Linear` makes three passes over every activation instead (matmul, bias add,
+//! GELU), each into a freshly allocated tensor. Other devices and dtypes use `candle_nn::Linear`.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor,
+};
+use candle_nn::{Linear, VarBuilder};
+use rayon::prelude::*;
+
+use super::gelu::gelu_erf_in_place;
+
+/// What follows the matrix product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    None,
+    /// `nn.GELU()`, the exact form.
+    Gelu,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenLinear {
+    inner: Linear,
+    epilogue: Epilogue,
+    fast: Option<FastLinear>,
+}
+
+#[derive(Debug, Clone)]
+struct FastLinear {
+    /// [N, K], as the checkpoint stores it.
+    weight: Tensor,
+    bias: Option<Vec<f32>>,
+    epilogue: Epilogue,
+}
+
+impl TokenLinear {
+    pub fn new(inner: Linear, epilogue: Epilogue) -> Result<Self> {
+        let weight = inner.weight();
+        let fast = if weight.dtype() == DType::F32 && weight.device().is_cpu() {
+            Some(FastLinear {
+                weight: weight.contiguous()?,
+                bias: inner
+                    .bias()
+                    .map(|b| b.flatten_all()?.to_vec1::<f32>())
+                    .transpose()?,
+                epilogue,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            inner,
+            epilogue,
+            fast,
+        })
+    }
+
+    pub fn load(
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        epilogue: Epilogue,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let inner = if bias {
+            candle_nn::linear(in_dim, out_dim, vb)?
+        } else {
+            candle_nn::linear_no_bias(in_dim, out_dim, vb)?
+        };
+        Self::new(inner, epilogue)
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.inner.bias()
+    }
+
+    fn fast_for(&self, x: &Tensor) -> Option<&FastLinear> {
+        self.fast
+            .as_ref()
+            .filter(|_| x.dtype() == DType::F32 && x.device().is_cpu())
+    }
+
+    /// `residual + self(x)`, with the sum made inside the GEMM on the fast path.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match self.fast_for(x) {
+            Some(fast) if fast.epilogue == Epilogue::None => {
+                let out_shape = out_shape(x, fast)?;
+                if residual.dims() != out_shape.dims() {
+                    bail!(
+                        "token linear: residual {:?}, output {out_shape:?}",
+                        residual.shape()
+                    );
+                }
+                x.contiguous()?.apply_op3_no_bwd(
+                    &fast.weight,
+                    &residual.contiguous()?,
+                    &AddTo(fast),
+                )
+            }
+            _ => residual + self.forward(x)?,
+        }
+    }
+}
+
+impl Module for TokenLinear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self.fast_for(x) {
+            Some(fast) => x.contiguous()?.apply_op2_no_bwd(&fast.weight, fast),
+            None => {
+                let y = self.inner.forward(x)?;
+                match self.epilogue {
+                    Epilogue::None => Ok(y),
+                    Epilogue::Gelu => y.gelu_erf(),
+                }
+            }
+        }
+    }
+}
+
+fn out_shape(x: &Tensor, fast: &FastLinear) -> Result<Shape> {
+    let mut dims = x.dims().to_vec();
+    match dims.last_mut() {
+        Some(last) => *last = fast.weight.dim(0)?,
+        None => bail!("token linear: a scalar input"),
+    }
+    Ok(Shape::from(dims))
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("token linear: {what} must be f32");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("token linear: {what} must be contiguous"),
+    }
+}
+
+impl FastLinear {
+    fn run(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(x, x_l, "input")?;
+        let w = contiguous(w, w_l, "weight")?;
+        let (n, k) = w_l.shape().dims2()?;
+        let dims = x_l.shape().dims();
+        if dims.last() != Some(&k) {
+            bail!("token linear: input {dims:?} for a {n}x{k} weight");
+        }
+        let m = x.len() / k.max(1);
+        let mut out = vec![0f32; m * n];
+        let mut shape = dims.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = n;
+        }
+        if m == 0 || n == 0 {
+            return Ok((CpuStorage::F32(out), Shape::from(shape)));
+        }
+        let read_dst = residual.is_some() || self.bias.is_some();
+
+        // Bands of at least 128 tokens, so the packed weight serves many rows, and no bigger
+        // than ~256 KiB of output otherwise, so the epilogue finds the band in L2.
+        let band = (65_536 / n).max(128).min(m);
+        let band_gemm = |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| {
+            let rows_m = rows.len() / n;
+            // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
+            match (residual, &self.bias) {
+                (Some(r), Some(bias)) => {
+                    for (row, r) in rows.chunks_mut(n).zip(r.chunks(n)) {
+                        for ((o, r), b) in row.iter_mut().zip(r).zip(bias) {
+                            *o = r + b;
+                        }
+                    }
+                }
+                (Some(r), None) => rows.copy_from_slice(r),
+                (None, Some(bias)) => rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias)),
+                (None, None) => {}
+            }
+            // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] row-major and the weight
+            // [n, k] row-major read as its transpose [k, n]; the sizes were checked above.
+            unsafe {
+                gemm::gemm(
+                    rows_m,
+                    n,
+                    k,
+                    rows.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    read_dst,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    k as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            if self.epilogue == Epilogue::Gelu {
+                gelu_erf_in_place(rows);
+            }
+        };
+        let threads = rayon::current_num_threads();
+        if m.div_ceil(band) < threads {
+            band_gemm(&mut out, x, residual, gemm::Parallelism::Rayon(threads));
+        } else {
+            let residual_bands = residual.map(|r| r.chunks(band * n));
+            let mut residual_bands: Vec<Option<&[f32]>> = match residual_bands {
+                Some(chunks) => chunks.map(Some).collect(),
+                None => vec![None; m.div_ceil(band)],
+            };
+            out.par_chunks_mut(band * n)
+                .zip(x.par_chunks(band * k))
+                .zip(residual_bands.par_drain(..))
+                .for_each(|((rows, x), r)| band_gemm(rows, x, r, gemm::Parallelism::None));
+        }
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
+}
+
+impl CustomOp2 for FastLinear {
+    fn name(&self) -> &'static str {
+        "token-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run(x, x_l, w, w_l, None)
+    }
+}
+
+/// [`FastLinear`] added to a residual (the third input).
+struct AddTo<'a>(&'a FastLinear);
+
+impl CustomOp3 for AddTo<'_> {
+    fn name(&self) -> &'static str {
+        "token-linear-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_l: &Layout,
+        w: &CpuStorage,
+        w_l: &Layout,
+        r: &CpuStorage,
+        r_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let residual = contiguous(r, r_l, "residual")?;
+        let k = x_l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let expected = x_l.shape().elem_count() / k * w_l.shape().dims2()?.0;
+        if residual.len() != expected {
+            bail!(
+                "token linear: residual of {} values, output of {expected}",
+                residual.len()
+            );
+        }
+        self.0.run(x, x_l, w, w_l, Some(residual))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Against candle's Linear (+ GELU, + residual) on token counts below one band, of whole
+    /// bands and of a ragged last band.
+    #[test]
+    fn matches_candle_linear() {
+        let dev = Device::Cpu;
+        let (k, n) = (48, 640);
+        let weight = Tensor::randn(0f32, 0.2, (n, k), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
+        for (m, has_bias) in [(5, true), (256, false), (1000, true)] {
+            let inner = Linear::new(weight.clone(), has_bias.then(|| bias.clone()));
+            let x = Tensor::randn(0f32, 1.0, (1, m, k), &dev).unwrap();
+            let reference = inner.forward(&x).unwrap();
+            let residual = Tensor::randn(0f32, 1.0, (1, m, n), &dev).unwrap();
+
+            let plain = TokenLinear::new(inner.clone(), Epilogue::None).unwrap();
+            assert!(plain.fast.is_some());
+            assert!(
+                max_diff(&plain.forward(&x).unwrap(), &reference) < 1e-5,
+                "m {m}"
+            );
+            let added = plain.forward_add(&x, &residual).unwrap();
+            assert!(
+                max_diff(&added, &(&reference + &residual).unwrap()) < 1e-5,
+                "m {m}"
+            );
+
+            let gelu = TokenLinear::new(inner, Epilogue::Gelu).unwrap();
+            let want = reference.gelu_erf().unwrap();
+            assert!(max_diff(&gelu.forward(&x).unwrap(), &want) < 1e-5, "m {m}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_residual_is_an_error() {
+        let dev = Device::Cpu;
+        let inner = Linear::new(Tensor::ones((8, 4), DType::F32, &dev).unwrap(), None);
+        let lin = TokenLinear::new(inner, Epilogue::None).unwrap();
+        let x = Tensor::ones((1, 3, 4), DType::F32, &dev).unwrap();
+        let residual = Tensor::ones((1, 3, 7), DType::F32, &dev).unwrap();
+        assert!(lin.forward_add(&x, &residual).is_err());
+    }
+}
