@@ -28,7 +28,8 @@ pub struct TokenLinear {
 
 #[derive(Debug, Clone)]
 struct FastLinear {
-    /// [N, K], as the checkpoint stores it.
+    /// [K, N]: the checkpoint's [N, K] transposed once at load. gemm then reads it in place; as
+    /// [N, K] it repacked the whole weight for every band (~10% of a Swin-T forward pass).
     weight: Tensor,
     bias: Option<Vec<f32>>,
     epilogue: Epilogue,
@@ -37,18 +38,25 @@ struct FastLinear {
 impl TokenLinear {
     pub fn new(inner: Linear, epilogue: Epilogue) -> Result<Self> {
         let weight = inner.weight();
-        let fast = if weight.dtype() == DType::F32 && weight.device().is_cpu() {
-            Some(FastLinear {
-                weight: weight.contiguous()?,
-                bias: inner
-                    .bias()
-                    .map(|b| b.flatten_all()?.to_vec1::<f32>())
-                    .transpose()?,
+        if !(weight.dtype() == DType::F32 && weight.device().is_cpu()) {
+            return Ok(Self {
+                inner,
                 epilogue,
-            })
-        } else {
-            None
-        };
+                fast: None,
+            });
+        }
+        let transposed = weight.t()?.contiguous()?;
+        let fast = Some(FastLinear {
+            weight: transposed.clone(),
+            bias: inner
+                .bias()
+                .map(|b| b.flatten_all()?.to_vec1::<f32>())
+                .transpose()?,
+            epilogue,
+        });
+        // candle's Linear (for inputs of another dtype or device) reads the same storage
+        // through a transposed view: one copy of the weight, not two.
+        let inner = Linear::new(transposed.t()?, inner.bias().cloned());
         Ok(Self {
             inner,
             epilogue,
@@ -121,7 +129,7 @@ impl Module for TokenLinear {
 fn out_shape(x: &Tensor, fast: &FastLinear) -> Result<Shape> {
     let mut dims = x.dims().to_vec();
     match dims.last_mut() {
-        Some(last) => *last = fast.weight.dim(0)?,
+        Some(last) => *last = fast.weight.dim(1)?,
         None => bail!("token linear: a scalar input"),
     }
     Ok(Shape::from(dims))
@@ -148,10 +156,10 @@ impl FastLinear {
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(x, x_l, "input")?;
         let w = contiguous(w, w_l, "weight")?;
-        let (n, k) = w_l.shape().dims2()?;
+        let (k, n) = w_l.shape().dims2()?;
         let dims = x_l.shape().dims();
         if dims.last() != Some(&k) {
-            bail!("token linear: input {dims:?} for a {n}x{k} weight");
+            bail!("token linear: input {dims:?} for a {k}x{n} weight");
         }
         let m = x.len() / k.max(1);
         let mut out = vec![0f32; m * n];
@@ -166,7 +174,9 @@ impl FastLinear {
 
         // Bands of at least 128 tokens, so the packed weight serves many rows, and no bigger
         // than ~256 KiB of output otherwise, so the epilogue finds the band in L2.
-        let band = (65_536 / n).max(128).min(m);
+        let images = if dims.len() >= 3 { dims[0].max(1) } else { 1 };
+        let tokens = m / images;
+        let band = (65_536 / n).max(128).min(tokens);
         let band_gemm = |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| {
             let rows_m = rows.len() / n;
             // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
@@ -182,8 +192,8 @@ impl FastLinear {
                 (None, Some(bias)) => rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias)),
                 (None, None) => {}
             }
-            // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] row-major and the weight
-            // [n, k] row-major read as its transpose [k, n]; the sizes were checked above.
+            // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] and the weight [k, n], both
+            // row-major; the sizes were checked above.
             unsafe {
                 gemm::gemm(
                     rows_m,
@@ -197,8 +207,8 @@ impl FastLinear {
                     1,
                     k as isize,
                     w.as_ptr(),
-                    k as isize,
                     1,
+                    n as isize,
                     1.0,
                     1.0,
                     false,
@@ -211,20 +221,27 @@ impl FastLinear {
                 gelu_erf_in_place(rows);
             }
         };
+        // Bands start at the same tokens of every image whatever the batch: gemm's blocking
+        // (and so the rounding) depends on the band, and the server batches requests, so a
+        // band across two images would make an image's result depend on its batch.
         let threads = rayon::current_num_threads();
-        if m.div_ceil(band) < threads {
-            band_gemm(&mut out, x, residual, gemm::Parallelism::Rayon(threads));
-        } else {
-            let residual_bands = residual.map(|r| r.chunks(band * n));
-            let mut residual_bands: Vec<Option<&[f32]>> = match residual_bands {
-                Some(chunks) => chunks.map(Some).collect(),
-                None => vec![None; m.div_ceil(band)],
-            };
-            out.par_chunks_mut(band * n)
-                .zip(x.par_chunks(band * k))
-                .zip(residual_bands.par_drain(..))
-                .for_each(|((rows, x), r)| band_gemm(rows, x, r, gemm::Parallelism::None));
-        }
+        out.par_chunks_mut(tokens * n)
+            .zip(x.par_chunks(tokens * k))
+            .enumerate()
+            .for_each(|(image, (out, x))| {
+                let residual = residual.map(|r| &r[image * tokens * n..][..tokens * n]);
+                if tokens.div_ceil(band) < threads {
+                    band_gemm(out, x, residual, gemm::Parallelism::Rayon(threads));
+                    return;
+                }
+                out.par_chunks_mut(band * n)
+                    .zip(x.par_chunks(band * k))
+                    .enumerate()
+                    .for_each(|(i, (rows, x))| {
+                        let r = residual.map(|r| &r[i * band * n..][..rows.len()]);
+                        band_gemm(rows, x, r, gemm::Parallelism::None)
+                    });
+            });
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }
@@ -264,7 +281,7 @@ impl CustomOp3 for AddTo<'_> {
     ) -> Result<(CpuStorage, Shape)> {
         let residual = contiguous(r, r_l, "residual")?;
         let k = x_l.shape().dims().last().copied().unwrap_or(1).max(1);
-        let expected = x_l.shape().elem_count() / k * w_l.shape().dims2()?.0;
+        let expected = x_l.shape().elem_count() / k * w_l.shape().dims2()?.1;
         if residual.len() != expected {
             bail!(
                 "token linear: residual of {} values, output of {expected}",
@@ -333,5 +350,55 @@ mod tests {
         let x = Tensor::ones((1, 3, 4), DType::F32, &dev).unwrap();
         let residual = Tensor::ones((1, 3, 7), DType::F32, &dev).unwrap();
         assert!(lin.forward_add(&x, &residual).is_err());
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The server batches requests: a token's output must not depend on the tokens it is
+    /// batched with (the bands fall elsewhere in a batch of two).
+    #[test]
+    fn a_token_does_not_depend_on_its_batch() {
+        let dev = Device::Cpu;
+        // The tiny test model's shapes (its server test caught a batch dependence), then larger.
+        let shapes = [
+            (1024, 24, 72),
+            (1024, 24, 24),
+            (1024, 24, 96),
+            (1024, 96, 24),
+            (256, 48, 144),
+            (256, 192, 48),
+            (64, 72, 216),
+            (64, 288, 72),
+            (16, 144, 432),
+            (16, 576, 144),
+            (100, 96, 384),
+            (1000, 96, 384),
+            (700, 600, 200),
+        ];
+        for (tokens, k, n) in shapes {
+            let inner = Linear::new(
+                Tensor::randn(0f32, 0.2, (n, k), &dev).unwrap(),
+                Some(Tensor::randn(0f32, 1.0, n, &dev).unwrap()),
+            );
+            let lin = TokenLinear::new(inner, Epilogue::Gelu).unwrap();
+            let a = Tensor::randn(0f32, 1.0, (1, tokens, k), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, (1, tokens, k), &dev).unwrap();
+            let alone = lin
+                .forward(&b)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let both = Tensor::cat(&[&a, &b], 0).unwrap();
+            let batched = lin.forward(&both).unwrap().get(1).unwrap();
+            let batched = batched.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let differing = alone.iter().zip(&batched).filter(|(x, y)| x != y).count();
+            assert_eq!(differing, 0, "{tokens} tokens, {k}->{n}");
+        }
     }
 }
