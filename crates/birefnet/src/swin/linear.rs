@@ -351,12 +351,6 @@ mod tests {
         let residual = Tensor::ones((1, 3, 7), DType::F32, &dev).unwrap();
         assert!(lin.forward_add(&x, &residual).is_err());
     }
-}
-
-#[cfg(test)]
-mod batch_tests {
-    use super::*;
-    use candle_core::Device;
 
     /// The server batches requests: a token's output must not depend on the tokens it is
     /// batched with (the bands fall elsewhere in a batch of two).
