@@ -13,7 +13,7 @@ use candle_core::{
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
-use crate::ops::BatchNorm2d;
+use crate::ops::{f32_slice, BatchNorm2d};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -163,17 +163,8 @@ impl CustomOp2 for FastConv {
         weight: &CpuStorage,
         weight_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(input), CpuStorage::F32(weight)) = (input, weight) else {
-            bail!("conv2d-bands: f32 only");
-        };
-        let input = match input_l.contiguous_offsets() {
-            Some((s, e)) => &input[s..e],
-            None => bail!("conv2d-bands: input must be contiguous"),
-        };
-        let weight = match weight_l.contiguous_offsets() {
-            Some((s, e)) => &weight[s..e],
-            None => bail!("conv2d-bands: weight must be contiguous"),
-        };
+        let input = f32_slice(input, input_l, "conv2d-bands: input")?;
+        let weight = f32_slice(weight, weight_l, "conv2d-bands: weight")?;
         let (b, c, h, w) = input_l.shape().dims4()?;
         let (out_c, rows) = weight_l.shape().dims2()?;
         let (k, pad) = (self.kernel, self.padding);

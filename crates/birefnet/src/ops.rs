@@ -25,6 +25,21 @@ pub fn resize_bilinear(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     x.upsample_bilinear2d(h, w, true)
 }
 
+/// The data of a CPU tensor that a custom op needs as contiguous f32; `what` names it in errors.
+pub(crate) fn f32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{what} must be f32");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
 /// [`resize_bilinear`] for f32 on the CPU, parallel over channel planes and separable (each
 /// source row is interpolated across once, then rows are blended). candle's CPU kernel runs on
 /// one thread in f64 through the layout: ~4.5% of a Swin-T forward pass at 1024².
@@ -58,13 +73,7 @@ impl CustomOp1 for ResizeAlignCorners {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = s else {
-            candle_core::bail!("{}: f32 only", self.name())
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            candle_core::bail!("{}: input not contiguous", self.name())
-        };
-        let src = &data[start..end];
+        let src = f32_slice(s, l, "resize: input")?;
         let (n, c, h, w) = l.shape().dims4()?;
         let (oh, ow) = (self.height, self.width);
         if h == 0 || w == 0 || oh == 0 || ow == 0 {

@@ -10,6 +10,7 @@ use candle_nn::{Linear, VarBuilder};
 use rayon::prelude::*;
 
 use super::gelu::gelu_erf_in_place;
+use crate::ops::f32_slice;
 
 /// What follows the matrix product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,16 +136,6 @@ fn out_shape(x: &Tensor, fast: &FastLinear) -> Result<Shape> {
     Ok(Shape::from(dims))
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("token linear: {what} must be f32");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("token linear: {what} must be contiguous"),
-    }
-}
-
 impl FastLinear {
     fn run(
         &self,
@@ -154,8 +145,8 @@ impl FastLinear {
         w_l: &Layout,
         residual: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(x, x_l, "input")?;
-        let w = contiguous(w, w_l, "weight")?;
+        let x = f32_slice(x, x_l, "token linear: input")?;
+        let w = f32_slice(w, w_l, "token linear: weight")?;
         let (k, n) = w_l.shape().dims2()?;
         let dims = x_l.shape().dims();
         if dims.last() != Some(&k) {
@@ -279,7 +270,7 @@ impl CustomOp3 for AddTo<'_> {
         r: &CpuStorage,
         r_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let residual = contiguous(r, r_l, "residual")?;
+        let residual = f32_slice(r, r_l, "token linear: residual")?;
         let k = x_l.shape().dims().last().copied().unwrap_or(1).max(1);
         let expected = x_l.shape().elem_count() / k * w_l.shape().dims2()?.1;
         if residual.len() != expected {
