@@ -62,6 +62,25 @@ pub fn conv2d_no_bias(
 }
 
 impl Conv2d {
+    /// A convolution from its weight `[Cout, C, k, k]` and optional bias, e.g. one whose
+    /// weights were combined from checkpoint tensors at load.
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>, cfg: Conv2dConfig) -> Result<Self> {
+        let kernel = weight.dim(3)?;
+        Self::new(candle_nn::Conv2d::new(weight, bias, cfg), kernel, cfg)
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.inner.bias()
+    }
+
+    pub fn config(&self) -> Conv2dConfig {
+        self.cfg
+    }
+
     fn new(inner: candle_nn::Conv2d, kernel: usize, cfg: Conv2dConfig) -> Result<Self> {
         let weight = inner.weight();
         let eligible = matches!(weight.device(), Device::Cpu)

@@ -23,6 +23,11 @@ impl Trace {
         }
     }
 
+    /// Whether recorded tensors are kept (callers skip work done only for the trace).
+    pub fn is_on(&self) -> bool {
+        self.enabled
+    }
+
     pub fn record(&mut self, name: impl Into<String>, tensor: &Tensor) {
         if self.enabled {
             self.tensors.push((name.into(), tensor.clone()));

@@ -74,6 +74,16 @@ impl SimpleConvs {
     }
 }
 
+impl SimpleConvs {
+    pub fn conv1(&self) -> &Conv2d {
+        &self.conv1
+    }
+
+    pub fn conv_out(&self) -> &Conv2d {
+        &self.conv_out
+    }
+}
+
 impl Module for SimpleConvs {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.conv_out.forward(&self.conv1.forward(x)?)

@@ -4,6 +4,7 @@
 
 mod aspp;
 mod blocks;
+mod head;
 mod patches;
 
 pub use aspp::DeformableConv2d;
@@ -19,6 +20,7 @@ use crate::config::{Config, PatchOrder};
 use crate::ops::{resize_bilinear, BatchNorm2d};
 use crate::trace::Trace;
 use blocks::{BasicDecBlk, BasicLatBlk, SimpleConvs};
+use head::FusedHead;
 
 /// Channels of the gradient-attention branch (`_N` in the reference).
 const GDT_CHANNELS: usize = 16;
@@ -98,6 +100,8 @@ pub struct Decoder {
     gdt3: GradientAttention,
     gdt2: GradientAttention,
     conv_out1: Conv2d,
+    /// `conv_out1` regrouped so that nothing with many channels is built at full resolution.
+    head: Option<FusedHead>,
     patch_order: PatchOrder,
 }
 
@@ -114,12 +118,21 @@ impl Decoder {
             ch[3] + ipt_out[2],
         ];
         let dec_out = [ch[1], ch[2], ch[3], ch[3] / 2];
+        let ipt_blk1 = SimpleConvs::new(ipt_in[4], ipt_out[3], vb.pp("ipt_blk1"))?;
+        let conv_out1 = conv2d(
+            dec_out[3] + ipt_out[3],
+            1,
+            1,
+            Default::default(),
+            vb.pp("conv_out1.0"),
+        )?;
+        let head = FusedHead::new(&ipt_blk1, &conv_out1, dec_out[3])?;
         Ok(Self {
             ipt_blk5: SimpleConvs::new(ipt_in[0], ipt_out[0], vb.pp("ipt_blk5"))?,
             ipt_blk4: SimpleConvs::new(ipt_in[1], ipt_out[0], vb.pp("ipt_blk4"))?,
             ipt_blk3: SimpleConvs::new(ipt_in[2], ipt_out[1], vb.pp("ipt_blk3"))?,
             ipt_blk2: SimpleConvs::new(ipt_in[3], ipt_out[2], vb.pp("ipt_blk2"))?,
-            ipt_blk1: SimpleConvs::new(ipt_in[4], ipt_out[3], vb.pp("ipt_blk1"))?,
+            ipt_blk1,
             decoder_block4: BasicDecBlk::new(dec_in[0], dec_out[0], vb.pp("decoder_block4"))?,
             decoder_block3: BasicDecBlk::new(dec_in[1], dec_out[1], vb.pp("decoder_block3"))?,
             decoder_block2: BasicDecBlk::new(dec_in[2], dec_out[2], vb.pp("decoder_block2"))?,
@@ -130,13 +143,8 @@ impl Decoder {
             gdt4: GradientAttention::new(dec_out[0], 4, &vb)?,
             gdt3: GradientAttention::new(dec_out[1], 3, &vb)?,
             gdt2: GradientAttention::new(dec_out[2], 2, &vb)?,
-            conv_out1: conv2d(
-                dec_out[3] + ipt_out[3],
-                1,
-                1,
-                Default::default(),
-                vb.pp("conv_out1.0"),
-            )?,
+            conv_out1,
+            head,
             patch_order: cfg.patch_order,
         })
     }
@@ -198,6 +206,17 @@ impl Decoder {
         )?;
 
         let (_, _, h, w) = x.dims4()?;
+        if let Some(head) = &self.head {
+            let patches = resize_bilinear(&image_to_patches(x, h, w, self.patch_order)?, h, w)?;
+            let hidden = self.ipt_blk1.conv1().forward(&patches)?;
+            if trace.is_on() {
+                trace.record(
+                    "decoder.ipt_blk1",
+                    &self.ipt_blk1.conv_out().forward(&hidden)?,
+                );
+            }
+            return head.forward(&p1, &hidden);
+        }
         let p1 = resize_bilinear(&p1, h, w)?;
         let ipt1 = self.patch_input(x, &p1, &self.ipt_blk1)?;
         trace.record("decoder.ipt_blk1", &ipt1);
