@@ -163,11 +163,12 @@ impl FastLinear {
         }
         let read_dst = residual.is_some() || self.bias.is_some();
 
-        // Bands of at least 128 tokens, so the packed weight serves many rows, and no bigger
-        // than ~256 KiB of output otherwise, so the epilogue finds the band in L2.
+        // Bands of at least 256 tokens: gemm repacks the weight for every call, and on Swin-L's
+        // wide linears (N = 2304..6144) bands of 128 spent ~10% of the pass in that packing.
+        // Narrow linears get ~256 KiB of output per band, so the epilogue finds it in L2.
         let images = if dims.len() >= 3 { dims[0].max(1) } else { 1 };
         let tokens = m / images;
-        let band = (65_536 / n).max(128).min(tokens);
+        let band = (65_536 / n).max(256).min(tokens);
         let band_gemm = |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| {
             let rows_m = rows.len() / n;
             // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
