@@ -8,6 +8,7 @@
 //! token's attention output back at its own place, ready for `proj`. Scores, position bias,
 //! shift mask and softmax live in one small per-window buffer.
 
+use super::gelu::exp_neg;
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
@@ -268,20 +269,92 @@ impl FusedWindowAttention {
     }
 }
 
-/// In-place softmax of one row, as candle's `softmax_last_dim`: exp(x - max) / sum.
+/// In-place softmax of one row, as candle's `softmax_last_dim`: exp(x - max) / sum, with a
+/// vectorised exp (libm's scalar `expf` was ~2% of a Swin-L pass) and eight-lane max and sum.
 fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the twin is compiled for.
+            unsafe { softmax_avx2(row) };
+            return;
+        }
     }
+    softmax_generic(row);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32]) {
+    softmax_generic(row)
+}
+
+#[inline(always)]
+fn softmax_generic(row: &mut [f32]) {
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    for x in row.iter_mut() {
+        // exp_neg's range is [0, 87]; past it (masked pairs among them) the weight is 0.
+        let v = max - *x;
+        let e = exp_neg(v.min(87.0));
+        *x = if v > 87.0 { 0.0 } else { e };
+    }
+    let sum = lanes(row, 0.0, |a, b| a + b);
     row.iter_mut().for_each(|x| *x /= sum);
+}
+
+/// A reduction over eight interleaved lanes, so that it vectorises.
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a = op(*a, x);
+        }
+    }
+    let mut total = rest.iter().fold(init, |a, &x| op(a, x));
+    for a in acc {
+        total = op(total, a);
+    }
+    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against candle's `softmax_last_dim` on window rows (144 and ragged lengths), with the
+    /// shift mask's -inf entries and large spreads that underflow.
+    #[test]
+    fn softmax_matches_candles() {
+        use candle_core::{Device, Tensor};
+        for (len, spread) in [(144usize, 4f32), (49, 30.0), (13, 200.0), (1, 1.0)] {
+            let t = Tensor::randn(0f32, spread, (64, len), &Device::Cpu).unwrap();
+            let mut rows = t.to_vec2::<f32>().unwrap();
+            for (r, row) in rows.iter_mut().enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    if len > 1 && (r + j) % 5 == 0 {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let masked = Tensor::new(rows.clone(), &Device::Cpu).unwrap();
+            let expected = candle_nn::ops::softmax_last_dim(&masked)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for (row, want) in rows.iter_mut().zip(&expected) {
+                let mut generic = row.clone();
+                softmax(row);
+                softmax_generic(&mut generic);
+                assert_eq!(row, &generic, "the twins differ");
+                for (got, want) in row.iter().zip(want) {
+                    assert!((got - want).abs() <= 1e-6, "{got} vs {want} (len {len})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_token_has_one_slot_and_padding_fills_the_rest() {

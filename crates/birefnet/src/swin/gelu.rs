@@ -62,7 +62,7 @@ fn erf(x: f32) -> f32 {
 /// `e^-v` for `v` in [0, 87]: `2^n * e^r` with `|r| <= ln2 / 2` and a degree-7 Taylor series
 /// (relative error < 1e-8).
 #[inline(always)]
-fn exp_neg(v: f32) -> f32 {
+pub(crate) fn exp_neg(v: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x = -v;
