@@ -146,6 +146,13 @@ impl ConvBn {
     }
 }
 
+impl ConvBn {
+    /// The single convolution this is when the BatchNorm was folded into it (f32).
+    pub fn folded(&self) -> Option<&Conv2d> {
+        self.bn.is_none().then_some(&self.conv)
+    }
+}
+
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv.forward(x)?;

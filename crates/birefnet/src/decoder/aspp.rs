@@ -85,6 +85,41 @@ pub struct AsppDeformable {
     pool_conv: Conv2d,
     pool_bn: BatchNorm2d,
     conv1_bn1: ConvBn,
+    split: Option<SplitConv1>,
+}
+
+/// `conv1` (with `bn1` folded in) cut along its input channels, one 1x1 convolution per branch,
+/// so that the 1280-channel concatenation is never built (335 MB at 256²): a 1x1 convolution of
+/// a concatenation is the sum of the convolutions of its parts. The pooled branch is constant
+/// over the plane (a 1x1 map resized), so its part is a per-image bias. f32 only, like the
+/// BatchNorm folding it relies on.
+#[derive(Debug, Clone)]
+struct SplitConv1 {
+    /// aspp1 and the deformable branches, in the concatenation's order, without bias.
+    spatial: Vec<Conv2d>,
+    /// The pooled branch's part, carrying the folded bias.
+    pooled: Conv2d,
+}
+
+impl SplitConv1 {
+    fn new(conv1_bn1: &ConvBn, branches: usize) -> Result<Option<Self>> {
+        let Some(conv) = conv1_bn1.folded() else {
+            return Ok(None);
+        };
+        let part = |i: usize, bias: Option<Tensor>| {
+            let w = conv
+                .weight()
+                .narrow(1, i * BRANCH_CHANNELS, BRANCH_CHANNELS)?
+                .contiguous()?;
+            Conv2d::from_parts(w, bias, conv.config())
+        };
+        Ok(Some(Self {
+            spatial: (0..branches - 1)
+                .map(|i| part(i, None))
+                .collect::<Result<_>>()?,
+            pooled: part(branches - 1, conv.bias().cloned())?,
+        }))
+    }
 }
 
 impl AsppDeformable {
@@ -97,6 +132,17 @@ impl AsppDeformable {
             .map(|(i, &k)| AsppBranch::new(in_c, k, vb.pp("aspp_deforms").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let branches = 2 + Self::KERNELS.len();
+        let conv1_bn1 = ConvBn::new(
+            conv2d_no_bias(
+                BRANCH_CHANNELS * branches,
+                in_c,
+                1,
+                Default::default(),
+                vb.pp("conv1"),
+            )?,
+            BatchNorm2d::new(in_c, vb.pp("bn1"))?,
+        )?;
+        let split = SplitConv1::new(&conv1_bn1, branches)?;
         Ok(Self {
             aspp1: AsppBranch::new(in_c, 1, vb.pp("aspp1"))?,
             aspp_deforms,
@@ -108,32 +154,57 @@ impl AsppDeformable {
                 vb.pp("global_avg_pool.1"),
             )?,
             pool_bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("global_avg_pool.2"))?,
-            conv1_bn1: ConvBn::new(
-                conv2d_no_bias(
-                    BRANCH_CHANNELS * branches,
-                    in_c,
-                    1,
-                    Default::default(),
-                    vb.pp("conv1"),
-                )?,
-                BatchNorm2d::new(in_c, vb.pp("bn1"))?,
-            )?,
+            conv1_bn1,
+            split,
         })
     }
 
     /// Records the 7x7 deformable conv output (before its BatchNorm) as `{prefix}.deform7`.
     pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace, prefix: &str) -> Result<Tensor> {
+        if let Some(split) = &self.split {
+            return self.forward_split(split, x, trace, prefix);
+        }
         let (_, _, h, w) = x.dims4()?;
         let mut branches = Vec::with_capacity(2 + self.aspp_deforms.len());
         branches.push(self.aspp1.forward_traced(x, &mut Trace::off(), "")?);
         for (branch, k) in self.aspp_deforms.iter().zip(Self::KERNELS) {
             branches.push(branch.forward_traced(x, trace, &format!("{prefix}.deform{k}"))?);
         }
-        let pooled = self.pool_conv.forward(&global_avg_pool(x)?)?;
-        let pooled = self.pool_bn.forward(&pooled)?.relu()?;
+        let pooled = self.pooled(x)?;
         branches.push(resize_bilinear(&pooled, h, w)?);
         let x = Tensor::cat(&branches, 1)?;
         // Dropout(0.5) follows in the reference: the identity in eval mode.
         self.conv1_bn1.forward(&x)?.relu()
+    }
+
+    /// The global-pooling branch before its resize: [B, 256, 1, 1].
+    fn pooled(&self, x: &Tensor) -> Result<Tensor> {
+        let pooled = self.pool_conv.forward(&global_avg_pool(x)?)?;
+        self.pool_bn.forward(&pooled)?.relu()
+    }
+
+    /// As `forward_traced`, each branch reduced to `conv1`'s output channels as soon as it is
+    /// computed.
+    fn forward_split(
+        &self,
+        split: &SplitConv1,
+        x: &Tensor,
+        trace: &mut Trace,
+        prefix: &str,
+    ) -> Result<Tensor> {
+        let first = self.aspp1.forward_traced(x, &mut Trace::off(), "")?;
+        let mut sum = split.spatial[0].forward(&first)?;
+        drop(first);
+        for ((branch, k), part) in self
+            .aspp_deforms
+            .iter()
+            .zip(Self::KERNELS)
+            .zip(&split.spatial[1..])
+        {
+            let y = branch.forward_traced(x, trace, &format!("{prefix}.deform{k}"))?;
+            sum = (sum + part.forward(&y)?)?;
+        }
+        let pooled = split.pooled.forward(&self.pooled(x)?)?;
+        sum.broadcast_add(&pooled)?.relu()
     }
 }
