@@ -29,8 +29,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Blocks this large or larger get huge pages: smaller ones cannot hold an aligned 2 MiB page.
 pub const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
 
-/// The default for [`Settings::heap_retain_mib`].
-pub const DEFAULT_HEAP_RETAIN_MIB: usize = 256;
+/// The default for [`Settings::heap_retain_mib`]. Above 256 MiB on purpose: a 64-channel
+/// activation at 1024² is exactly 256 MiB (IS-Net's full-resolution convolutions), and glibc maps
+/// blocks at or over the threshold afresh; at 512 IS-Net ran 4–7% faster with the same peak RSS.
+pub const DEFAULT_HEAP_RETAIN_MIB: usize = 512;
 
 /// mallopt takes an `int` of bytes.
 pub const MAX_HEAP_RETAIN_MIB: usize = 2047;
@@ -201,7 +203,7 @@ mod tests {
         let s = Settings::parse(None, None).unwrap();
         assert_eq!(s, Settings::default());
         assert!(s.huge_pages);
-        assert_eq!(s.heap_retain_mib, 256);
+        assert_eq!(s.heap_retain_mib, 512);
     }
 
     #[test]
