@@ -57,7 +57,7 @@ fn main() {
         huge_pages: false,
         ..Settings::default()
     });
-    let block = vec![1u8; 5 * BLOCK];
+    let block = vec![1u8; (nobg_alloc::DEFAULT_HEAP_RETAIN_MIB << 20) + BLOCK];
     huge_page_advice_is_set(block.as_ptr() as usize + BLOCK, false);
     println!("nobg-alloc: heap reuse and huge-page advice checked");
 }
