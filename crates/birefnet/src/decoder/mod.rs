@@ -152,11 +152,15 @@ impl Decoder {
     /// The image cut to the grid of `like`'s spatial size, through `blk`.
     fn patch_input(&self, x: &Tensor, like: &Tensor, blk: &SimpleConvs) -> Result<Tensor> {
         let (_, _, h, w) = like.dims4()?;
+        blk.forward(&self.patches(x, h, w)?)
+    }
+
+    /// The image cut to an `h` x `w` grid of patches, stacked along channels.
+    fn patches(&self, x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
         let patches = image_to_patches(x, h, w, self.patch_order)?;
         // The reference resizes the stacked patches to the level's size: a no-op for inputs
         // that are multiples of 32, kept for exactness.
-        let patches = resize_bilinear(&patches, h, w)?;
-        blk.forward(&patches)
+        resize_bilinear(&patches, h, w)
     }
 
     /// `x`: the normalised image; `x1..x4`: encoder features (x4 after the squeeze module).
@@ -207,8 +211,7 @@ impl Decoder {
 
         let (_, _, h, w) = x.dims4()?;
         if let Some(head) = &self.head {
-            let patches = resize_bilinear(&image_to_patches(x, h, w, self.patch_order)?, h, w)?;
-            let hidden = self.ipt_blk1.conv1().forward(&patches)?;
+            let hidden = self.ipt_blk1.conv1().forward(&self.patches(x, h, w)?)?;
             if trace.is_on() {
                 trace.record(
                     "decoder.ipt_blk1",
