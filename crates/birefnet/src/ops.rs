@@ -148,6 +148,14 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)
 }
 
+/// The largest |a - b| over all elements, for the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar())
+        .expect("tensors of one shape and dtype f32")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,16 +169,7 @@ mod tests {
             let fast = resize_bilinear(&x, h, w).unwrap();
             let reference = x.upsample_bilinear2d(h, w, true).unwrap();
             assert_eq!(fast.dims(), &[2, 3, h, w]);
-            let diff: f32 = (fast - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(&fast, &reference);
             assert!(diff < 1e-6, "{h}x{w}: {diff}");
         }
     }

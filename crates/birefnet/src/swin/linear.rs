@@ -287,20 +287,8 @@ impl CustomOp3 for AddTo<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::max_abs_diff;
     use candle_core::Device;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     /// Against candle's Linear (+ GELU, + residual) on token counts below one band, of whole
     /// bands and of a ragged last band.
@@ -319,18 +307,21 @@ mod tests {
             let plain = TokenLinear::new(inner.clone(), Epilogue::None).unwrap();
             assert!(plain.fast.is_some());
             assert!(
-                max_diff(&plain.forward(&x).unwrap(), &reference) < 1e-5,
+                max_abs_diff(&plain.forward(&x).unwrap(), &reference) < 1e-5,
                 "m {m}"
             );
             let added = plain.forward_add(&x, &residual).unwrap();
             assert!(
-                max_diff(&added, &(&reference + &residual).unwrap()) < 1e-5,
+                max_abs_diff(&added, &(&reference + &residual).unwrap()) < 1e-5,
                 "m {m}"
             );
 
             let gelu = TokenLinear::new(inner, Epilogue::Gelu).unwrap();
             let want = reference.gelu_erf().unwrap();
-            assert!(max_diff(&gelu.forward(&x).unwrap(), &want) < 1e-5, "m {m}");
+            assert!(
+                max_abs_diff(&gelu.forward(&x).unwrap(), &want) < 1e-5,
+                "m {m}"
+            );
         }
     }
 
