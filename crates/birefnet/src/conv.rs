@@ -14,6 +14,8 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
 use crate::ops::{f32_slice, BatchNorm2d};
+use nobg_bf16::{Buffer, Matmul, TileRows};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -31,6 +33,9 @@ struct FastConv {
     bias: Option<Vec<f32>>,
     kernel: usize,
     padding: usize,
+    /// The weight as bf16 tiles when the model was built for bf16 products
+    /// ([`nobg_bf16::building`]); the products then run on them, not on `weight`.
+    bf16: Option<Arc<TileRows>>,
 }
 
 pub fn conv2d(
@@ -96,11 +101,21 @@ impl Conv2d {
                     weight.dims()
                 );
             }
+            let flat = weight.contiguous()?.reshape((out_c, in_c * kh * kw))?;
+            let bf16 = match nobg_bf16::building() {
+                Matmul::F32 => None,
+                Matmul::Bf16 => {
+                    let w = flat.flatten_all()?.to_vec1::<f32>()?;
+                    let rows = in_c * kh * kw;
+                    Some(Arc::new(TileRows::from_f32(&w, out_c, rows, rows)))
+                }
+            };
             Some(FastConv {
-                weight: weight.contiguous()?.reshape((out_c, in_c * kh * kw))?,
+                weight: flat,
                 bias: inner.bias().map(|b| b.to_vec1()).transpose()?,
                 kernel,
                 padding: cfg.padding,
+                bf16,
             })
         } else {
             None
@@ -210,6 +225,19 @@ impl CustomOp2 for FastConv {
         }
         let read_dst = self.bias.is_some();
         let threads = rayon::current_num_threads();
+        if let Some(tiles) = &self.bf16 {
+            let geometry = BandGeometry {
+                c,
+                h,
+                w,
+                k,
+                pad,
+                oh,
+                ow,
+            };
+            bf16_bands(input, tiles, &geometry, b, &mut out, read_dst)?;
+            return Ok((CpuStorage::F32(out), Shape::from((b, out_c, oh, ow))));
+        }
 
         if k == 1 && pad == 0 {
             // A plain GEMM per image: [Cout, C] x [C, H*W].
@@ -289,6 +317,78 @@ impl CustomOp2 for FastConv {
         );
         Ok((CpuStorage::F32(out), Shape::from((b, out_c, oh, ow))))
     }
+}
+
+struct BandGeometry {
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+/// Values of f32 columns per band on the bf16 path: the columns and their bf16 copy stay in
+/// L2 (~1.5 MiB together).
+const BF16_BAND_VALUES: usize = 256 * 1024;
+
+thread_local! {
+    /// One band's columns (f32, then packed as bf16 panels), reused by every band a thread runs.
+    static BF16_COLUMNS: std::cell::RefCell<(Vec<f32>, Buffer)> =
+        std::cell::RefCell::new((Vec::new(), Buffer::new()));
+}
+
+/// The convolution as bf16 products: per band of output pixels, the columns are built in f32,
+/// packed as bf16 panels, and `weight [Cout, C*k*k] x columns` is added to the output (which
+/// holds the bias). A 1x1 convolution packs its input rows directly.
+fn bf16_bands(
+    input: &[f32],
+    tiles: &TileRows,
+    g: &BandGeometry,
+    batch: usize,
+    out: &mut [f32],
+    read_dst: bool,
+) -> Result<()> {
+    let (rows, out_c) = (tiles.cols(), tiles.rows());
+    let plane_in = g.h * g.w;
+    let plane_out = g.oh * g.ow;
+    let pointwise = g.k == 1 && g.pad == 0;
+    // Pixels per band: a multiple of the panel width for 1x1 convolutions, whole output rows
+    // otherwise (the columns are built row by row).
+    let target = (BF16_BAND_VALUES / rows.max(1)).max(64);
+    let (band_px, bands) = if pointwise {
+        let px = target.next_multiple_of(nobg_bf16::N_PANEL).min(plane_out);
+        (px, plane_out.div_ceil(px))
+    } else {
+        let band_rows = (target / g.ow).clamp(1, g.oh);
+        (band_rows * g.ow, g.oh.div_ceil(band_rows))
+    };
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    (0..batch * bands).into_par_iter().try_for_each(|task| {
+        let (img, band) = (task / bands, task % bands);
+        let p0 = band * band_px;
+        let pixels = band_px.min(plane_out - p0);
+        let image = &input[img * g.c * plane_in..][..g.c * plane_in];
+        BF16_COLUMNS.with(|scratch| -> Result<()> {
+            let (columns, packed) = &mut *scratch.borrow_mut();
+            let panels = if pointwise {
+                nobg_bf16::pack_panels_into(&image[p0..], rows, pixels, plane_in, packed)
+            } else {
+                columns.resize(rows * pixels, 0.0);
+                let (y0, n_rows) = (p0 / g.ow, pixels / g.ow);
+                fill_columns(image, (g.h, g.w), g.k, g.pad, y0, n_rows, g.ow, columns);
+                nobg_bf16::pack_panels_into(columns, rows, pixels, pixels, packed)
+            };
+            // SAFETY: band `task` writes only pixels p0..p0+pixels of every output plane of
+            // image `img`; no two tasks share an element, and the rows lie inside `out`.
+            unsafe {
+                let dst = out_ptr.get().add(img * out_c * plane_out + p0);
+                nobg_bf16::gemm_unchecked(tiles.view(), panels, dst, plane_out, read_dst);
+            }
+            Ok(())
+        })
+    })
 }
 
 /// im2col of output rows `y0 .. y0 + n_rows` of one image: row `(ch * k + i) * k + j` holds

@@ -1,8 +1,9 @@
 //! The whole network: Swin encoder on the image and on its half-size copy, context fusion,
 //! squeeze module and decoder.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use nobg_bf16::Matmul;
 
 use crate::config::Config;
 use crate::decoder::{Decoder, SqueezeBlock};
@@ -16,6 +17,10 @@ pub struct BiRefNet {
     squeeze_module: SqueezeBlock,
     decoder: Decoder,
     config: Config,
+    /// The dtype of the weights, which inputs are cast to (the CPU's bf16 mode keeps f32
+    /// weights and activations and takes bf16 or f32 images alike).
+    dtype: DType,
+    matmul: Matmul,
 }
 
 impl BiRefNet {
@@ -28,11 +33,18 @@ impl BiRefNet {
             squeeze_module: SqueezeBlock::new(squeeze_in, ch[0], vb.pp("squeeze_module.0"))?,
             decoder: Decoder::new(cfg, vb.pp("decoder"))?,
             config: *cfg,
+            dtype: vb.dtype(),
+            matmul: nobg_bf16::building(),
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The precision the CPU layers multiply in (bf16 in the CPU's bf16 mode).
+    pub fn matmul(&self) -> Matmul {
+        self.matmul
     }
 
     pub fn backbone(&self) -> &SwinTransformer {
@@ -54,6 +66,7 @@ impl BiRefNet {
     /// Logits [B, 1, H, W] for a normalised image [B, 3, H, W], recording intermediates.
     pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace) -> Result<Tensor> {
         Self::check_input(x)?;
+        let x = &x.to_dtype(self.dtype)?;
         let (_, _, h, w) = x.dims4()?;
         let full = self.bb.forward(x)?;
         let half = self.bb.forward(&resize_bilinear(x, h / 2, w / 2)?)?;

@@ -134,13 +134,32 @@ pub fn load(cfg: &Config, path: &Path, device: &Device, dtype: DType) -> Result<
         message: e.to_string(),
     })?;
     validate(cfg, path, &file)?;
-    let vb = VarBuilder::from_backend(Box::new(file), dtype, device.clone());
     tracing::debug!(path = %path.display(), ?dtype, ?device, "loading BiRefNet weights");
-    Ok(BiRefNet::new(cfg, vb)?)
+    build(cfg, Box::new(file), device, dtype)
 }
 
 /// Build the model with synthetic weights (see [`crate::synthetic`]), without touching disk.
 pub fn load_synthetic(cfg: &Config, seed: u64, device: &Device, dtype: DType) -> Result<BiRefNet> {
-    let vb = VarBuilder::from_backend(Box::new(SyntheticBackend { seed }), dtype, device.clone());
+    build(cfg, Box::new(SyntheticBackend { seed }), device, dtype)
+}
+
+/// On the CPU, bf16 is a mixed mode, as PyTorch's CPU autocast: the matrix products of the
+/// linears and convolutions take bf16 operands (weights rounded once at load, activations as
+/// they are packed) and accumulate in f32, on AMX tiles where the CPU has them; everything
+/// else (norms, softmax, GELU, resampling, the deformable sampling) stays in f32, and so does
+/// the model's output. Candle's CPU matmul has no bf16 at all.
+fn build(
+    cfg: &Config,
+    backend: Box<dyn SimpleBackend>,
+    device: &Device,
+    dtype: DType,
+) -> Result<BiRefNet> {
+    if device.is_cpu() && dtype == DType::BF16 {
+        let vb = VarBuilder::from_backend(backend, DType::F32, device.clone());
+        return Ok(nobg_bf16::build_with(nobg_bf16::Matmul::Bf16, || {
+            BiRefNet::new(cfg, vb)
+        })?);
+    }
+    let vb = VarBuilder::from_backend(backend, dtype, device.clone());
     Ok(BiRefNet::new(cfg, vb)?)
 }

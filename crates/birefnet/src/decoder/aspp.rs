@@ -4,9 +4,11 @@ use crate::conv::{conv2d, conv2d_no_bias, Conv2d, ConvBn};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::deform_conv::{deform_conv2d, DeformConv2dConfig};
+use crate::deform_conv::{deform_conv2d, deform_conv2d_bf16, DeformConv2dConfig, DeformWeightBf16};
 use crate::ops::{global_avg_pool, resize_bilinear, BatchNorm2d};
 use crate::trace::Trace;
+use nobg_bf16::Matmul;
+use std::sync::Arc;
 
 /// Channels of every ASPP branch (`in_channelster` in the reference).
 const BRANCH_CHANNELS: usize = 256;
@@ -18,6 +20,8 @@ pub struct DeformableConv2d {
     offset_conv: Conv2d,
     modulator_conv: Conv2d,
     weight: Tensor,
+    /// The weight packed per tap for bf16 products ([`nobg_bf16::building`]).
+    bf16: Option<Arc<DeformWeightBf16>>,
     padding: usize,
 }
 
@@ -28,10 +32,18 @@ impl DeformableConv2d {
             padding,
             ..Default::default()
         };
+        let weight = vb.get((out_c, in_c, kernel, kernel), "regular_conv.weight")?;
+        let bf16 = match nobg_bf16::building() {
+            Matmul::Bf16 if weight.device().is_cpu() => {
+                Some(Arc::new(DeformWeightBf16::new(&weight)?))
+            }
+            _ => None,
+        };
         Ok(Self {
             offset_conv: conv2d(in_c, 2 * kernel * kernel, kernel, cfg, vb.pp("offset_conv"))?,
             modulator_conv: conv2d(in_c, kernel * kernel, kernel, cfg, vb.pp("modulator_conv"))?,
-            weight: vb.get((out_c, in_c, kernel, kernel), "regular_conv.weight")?,
+            weight,
+            bf16,
             padding,
         })
     }
@@ -46,7 +58,12 @@ impl Module for DeformableConv2d {
             padding: self.padding,
             dilation: 1,
         };
-        deform_conv2d(x, &offset, &modulator, &self.weight, None, cfg)
+        match &self.bf16 {
+            Some(w) if x.dtype() == candle_core::DType::F32 && x.device().is_cpu() => {
+                deform_conv2d_bf16(x, &offset, &modulator, w, cfg)
+            }
+            _ => deform_conv2d(x, &offset, &modulator, &self.weight, None, cfg),
+        }
     }
 }
 

@@ -86,13 +86,13 @@ fn slice<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
 /// Corners outside the image get weight zero and index zero, so the gather loop has no
 /// branches.
 #[derive(Clone, Copy)]
-struct Sample<A> {
+pub(super) struct Sample<A> {
     index: [u32; 4],
     weight: [A; 4],
 }
 
 impl<A: Float> Sample<A> {
-    fn zero() -> Self {
+    pub(super) fn zero() -> Self {
         Self {
             index: [0; 4],
             weight: [A::zero(); 4],
@@ -137,7 +137,9 @@ impl DeformIm2col {
             samples
                 .par_chunks_mut(pixels)
                 .enumerate()
-                .for_each(|(tap, out)| self.locate_tap(tap, offset_b, mask_b, out));
+                .for_each(|(tap, out)| {
+                    locate_tap(g, self.row_start * g.out_w, tap, offset_b, mask_b, out)
+                });
 
             let input_b = &input[b * g.channels * plane_in..][..g.channels * plane_in];
             let group = channel_group(g.channels, taps, rayon::current_num_threads());
@@ -162,59 +164,63 @@ impl DeformIm2col {
         }
         Ok(columns)
     }
+}
 
-    /// Fills the samples of one kernel tap for every output pixel of this row band.
-    fn locate_tap<T, A>(&self, tap: usize, offset: &[T], mask: &[T], out: &mut [Sample<A>])
-    where
-        T: AsPrimitive<A>,
-        A: Float + 'static,
-    {
-        let g = &self.geo;
-        let plane_out = g.out_h * g.out_w;
-        let (ki, kj) = (tap / g.kernel_w, tap % g.kernel_w);
-        let dy_plane = &offset[2 * tap * plane_out..][..plane_out];
-        let dx_plane = &offset[(2 * tap + 1) * plane_out..][..plane_out];
-        let mask_plane = &mask[tap * plane_out..][..plane_out];
-        let (height, width) = (to_float::<A>(g.height), to_float::<A>(g.width));
-        let minus_one = -A::one();
+/// Fills the samples of one kernel tap for the output pixels `first .. first + out.len()`
+/// (flat indices into the output plane) of one batch item.
+pub(super) fn locate_tap<T, A>(
+    g: &Geometry,
+    first: usize,
+    tap: usize,
+    offset: &[T],
+    mask: &[T],
+    out: &mut [Sample<A>],
+) where
+    T: AsPrimitive<A>,
+    A: Float + 'static,
+{
+    let plane_out = g.out_h * g.out_w;
+    let (ki, kj) = (tap / g.kernel_w, tap % g.kernel_w);
+    let dy_plane = &offset[2 * tap * plane_out..][..plane_out];
+    let dx_plane = &offset[(2 * tap + 1) * plane_out..][..plane_out];
+    let mask_plane = &mask[tap * plane_out..][..plane_out];
+    let (height, width) = (to_float::<A>(g.height), to_float::<A>(g.width));
+    let minus_one = -A::one();
 
-        for (q, sample) in out.iter_mut().enumerate() {
-            let oy = self.row_start + q / g.out_w;
-            let ox = q % g.out_w;
-            let at = oy * g.out_w + ox;
-            // The integer part is formed exactly first and the offset added in the compute
-            // type, which is the order torchvision uses, so boundary decisions agree.
-            let base_y = (oy * g.stride + ki * g.dilation) as i64 - g.padding as i64;
-            let base_x = (ox * g.stride + kj * g.dilation) as i64 - g.padding as i64;
-            let y = int_to_float::<A>(base_y) + dy_plane[at].as_();
-            let x = int_to_float::<A>(base_x) + dx_plane[at].as_();
-            // torchvision's rule: the whole sample is zero unless -1 < p < size.
-            if !(y > minus_one && y < height && x > minus_one && x < width) {
-                *sample = Sample::zero();
-                continue;
-            }
-            let m: A = mask_plane[at].as_();
-            let (y0, x0) = (y.floor(), x.floor());
-            let (ly, lx) = (y - y0, x - x0);
-            let (hy, hx) = (A::one() - ly, A::one() - lx);
-            // In range by the test above: -1 <= y0 <= height - 1.
-            let (y0, x0) = (y0.to_i64().unwrap_or(-1), x0.to_i64().unwrap_or(-1));
-            let corners = [
-                (y0, x0, hy * hx),
-                (y0, x0 + 1, hy * lx),
-                (y0 + 1, x0, ly * hx),
-                (y0 + 1, x0 + 1, ly * lx),
-            ];
-            for (k, (cy, cx, w)) in corners.into_iter().enumerate() {
-                let inside =
-                    cy >= 0 && cx >= 0 && (cy as usize) < g.height && (cx as usize) < g.width;
-                if inside {
-                    sample.index[k] = (cy as usize * g.width + cx as usize) as u32;
-                    sample.weight[k] = m * w;
-                } else {
-                    sample.index[k] = 0;
-                    sample.weight[k] = A::zero();
-                }
+    for (q, sample) in out.iter_mut().enumerate() {
+        let at = first + q;
+        let (oy, ox) = (at / g.out_w, at % g.out_w);
+        // The integer part is formed exactly first and the offset added in the compute
+        // type, which is the order torchvision uses, so boundary decisions agree.
+        let base_y = (oy * g.stride + ki * g.dilation) as i64 - g.padding as i64;
+        let base_x = (ox * g.stride + kj * g.dilation) as i64 - g.padding as i64;
+        let y = int_to_float::<A>(base_y) + dy_plane[at].as_();
+        let x = int_to_float::<A>(base_x) + dx_plane[at].as_();
+        // torchvision's rule: the whole sample is zero unless -1 < p < size.
+        if !(y > minus_one && y < height && x > minus_one && x < width) {
+            *sample = Sample::zero();
+            continue;
+        }
+        let m: A = mask_plane[at].as_();
+        let (y0, x0) = (y.floor(), x.floor());
+        let (ly, lx) = (y - y0, x - x0);
+        let (hy, hx) = (A::one() - ly, A::one() - lx);
+        // In range by the test above: -1 <= y0 <= height - 1.
+        let (y0, x0) = (y0.to_i64().unwrap_or(-1), x0.to_i64().unwrap_or(-1));
+        let corners = [
+            (y0, x0, hy * hx),
+            (y0, x0 + 1, hy * lx),
+            (y0 + 1, x0, ly * hx),
+            (y0 + 1, x0 + 1, ly * lx),
+        ];
+        for (k, (cy, cx, w)) in corners.into_iter().enumerate() {
+            let inside = cy >= 0 && cx >= 0 && (cy as usize) < g.height && (cx as usize) < g.width;
+            if inside {
+                sample.index[k] = (cy as usize * g.width + cx as usize) as u32;
+                sample.weight[k] = m * w;
+            } else {
+                sample.index[k] = 0;
+                sample.weight[k] = A::zero();
             }
         }
     }
@@ -223,7 +229,7 @@ impl DeformIm2col {
 /// Output pixels per cache block: 1024 samples of 32 bytes fill half of a 64 KiB L1.
 const PIXEL_BLOCK: usize = 1024;
 
-fn gather<T, A>(plane: &[T], samples: &[Sample<A>], out: &mut [A])
+pub(super) fn gather<T, A>(plane: &[T], samples: &[Sample<A>], out: &mut [A])
 where
     T: AsPrimitive<A>,
     A: Float + 'static,

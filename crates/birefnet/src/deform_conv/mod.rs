@@ -13,12 +13,14 @@
 //! rows at a time so that their size stays under [`DeformConv2dOptions::max_column_bytes`]
 //! (the full buffer is `C*kh*kw*Ho*Wo` values: 3.3 GB for 256 channels, 7x7, 256x256).
 
+mod bf16;
 mod cpu;
 mod generic;
 mod geometry;
 
 use candle_core::{bail, DType, Result, Tensor};
 
+pub use bf16::{deform_conv2d_bf16, DeformWeightBf16};
 use geometry::Geometry;
 
 /// Convolution hyper-parameters, the same on both axes.

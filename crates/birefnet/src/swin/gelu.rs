@@ -8,8 +8,13 @@
 pub fn gelu_erf_in_place(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the twin is compiled for.
+            unsafe { gelu_avx512(values) };
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
             unsafe { gelu_avx2(values) };
             return;
         }
@@ -20,6 +25,13 @@ pub fn gelu_erf_in_place(values: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(values: &mut [f32]) {
+    gelu_generic(values)
+}
+
+/// Sixteen lanes: the AVX2 twin was 7% of a bf16 Swin-L pass on an AVX-512 Xeon.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gelu_avx512(values: &mut [f32]) {
     gelu_generic(values)
 }
 
@@ -80,8 +92,11 @@ pub(crate) fn exp_neg(v: f32) -> f32 {
     ] {
         p = p.mul_add(r, c);
     }
-    // n lies in [-126, 0]: 2^n is a normal float built from its exponent bits.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n is a whole number in [-126, 0], so 2^n is a normal float built from its exponent
+    // bits. Adding 1.5 * 2^23 puts n in the low mantissa bits: integer work only, which
+    // vectorises (a saturating `n as i32` compiled to scalar NaN checks, per lane).
+    let biased = (n + 12_582_912.0).to_bits() as i32 - 0x4B40_0000 + 127;
+    let scale = f32::from_bits((biased as u32) << 23);
     p * scale
 }
 
@@ -130,11 +145,28 @@ mod tests {
     #[test]
     fn the_generic_twin_agrees_with_the_vectorised_one() {
         let xs: Vec<f32> = (-5000..5000).map(|i| i as f32 * 1.3e-3).collect();
-        let (mut a, mut b) = (xs.clone(), xs);
+        let (mut a, mut b) = (xs.clone(), xs.clone());
         gelu_erf_in_place(&mut a);
         gelu_generic(&mut b);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-7, "{x} vs {y}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        for (twin, ok) in [
+            (
+                gelu_avx2 as unsafe fn(&mut [f32]),
+                is_x86_feature_detected!("avx2"),
+            ),
+            (gelu_avx512, is_x86_feature_detected!("avx512f")),
+        ] {
+            if ok && is_x86_feature_detected!("fma") {
+                let mut c = xs.clone();
+                // SAFETY: the CPU has the twin's features.
+                unsafe { twin(&mut c) };
+                for (x, y) in c.iter().zip(&b) {
+                    assert!((x - y).abs() <= 1e-7, "{x} vs {y}");
+                }
+            }
         }
     }
 }

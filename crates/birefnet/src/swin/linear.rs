@@ -7,7 +7,10 @@ use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor,
 };
 use candle_nn::{Linear, VarBuilder};
+use nobg_bf16::{Buffer, Matmul, Panels};
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::gelu::gelu_erf_in_place;
 use crate::ops::f32_slice;
@@ -34,6 +37,14 @@ struct FastLinear {
     weight: Tensor,
     bias: Option<Vec<f32>>,
     epilogue: Epilogue,
+    /// The weight as bf16 panels when the model was built for bf16 products
+    /// ([`nobg_bf16::building`]); the products then run on them, not on `weight`.
+    bf16: Option<Arc<Panels>>,
+}
+
+thread_local! {
+    /// A band of tokens packed as bf16 tiles, reused by every band this thread runs.
+    static BAND_TILES: RefCell<Buffer> = RefCell::new(Buffer::new());
 }
 
 impl TokenLinear {
@@ -47,6 +58,14 @@ impl TokenLinear {
             });
         }
         let transposed = weight.t()?.contiguous()?;
+        let bf16 = match nobg_bf16::building() {
+            Matmul::F32 => None,
+            Matmul::Bf16 => {
+                let (n, k) = weight.dims2()?;
+                let w = weight.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+                Some(Arc::new(Panels::from_f32_transposed(&w, n, k, k)))
+            }
+        };
         let fast = Some(FastLinear {
             weight: transposed.clone(),
             bias: inner
@@ -54,6 +73,7 @@ impl TokenLinear {
                 .map(|b| b.flatten_all()?.to_vec1::<f32>())
                 .transpose()?,
             epilogue,
+            bf16,
         });
         // candle's Linear (for inputs of another dtype or device) reads the same storage
         // through a transposed view: one copy of the weight, not two.
@@ -168,72 +188,89 @@ impl FastLinear {
         // Narrow linears get ~256 KiB of output per band, so the epilogue finds it in L2.
         let images = if dims.len() >= 3 { dims[0].max(1) } else { 1 };
         let tokens = m / images;
-        let band = (65_536 / n).max(256).min(tokens);
-        let band_gemm = |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| {
-            let rows_m = rows.len() / n;
-            // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
-            match (residual, &self.bias) {
-                (Some(r), Some(bias)) => {
-                    for (row, r) in rows.chunks_mut(n).zip(r.chunks(n)) {
-                        for ((o, r), b) in row.iter_mut().zip(r).zip(bias) {
-                            *o = r + b;
+        let mut band = (65_536 / n).max(256).min(tokens);
+        let threads = rayon::current_num_threads();
+        if self.bf16.is_some() && tokens.div_ceil(band) < threads {
+            // The bf16 kernel runs on one thread per call, and its rows do not depend on the
+            // band they are computed in: smaller bands keep every thread busy.
+            band = tokens.div_ceil(threads).next_multiple_of(32).min(tokens);
+        }
+        let band_gemm =
+            |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| -> Result<()> {
+                let rows_m = rows.len() / n;
+                // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
+                match (residual, &self.bias) {
+                    (Some(r), Some(bias)) => {
+                        for (row, r) in rows.chunks_mut(n).zip(r.chunks(n)) {
+                            for ((o, r), b) in row.iter_mut().zip(r).zip(bias) {
+                                *o = r + b;
+                            }
                         }
                     }
+                    (Some(r), None) => rows.copy_from_slice(r),
+                    (None, Some(bias)) => {
+                        rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias))
+                    }
+                    (None, None) => {}
                 }
-                (Some(r), None) => rows.copy_from_slice(r),
-                (None, Some(bias)) => rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias)),
-                (None, None) => {}
-            }
-            // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] and the weight [k, n], both
-            // row-major; the sizes were checked above.
-            unsafe {
-                gemm::gemm(
-                    rows_m,
-                    n,
-                    k,
-                    rows.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    read_dst,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr(),
-                    1,
-                    n as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-            if self.epilogue == Epilogue::Gelu {
-                gelu_erf_in_place(rows);
-            }
-        };
+                if let Some(panels) = &self.bf16 {
+                    BAND_TILES.with(|tiles| {
+                        let mut tiles = tiles.borrow_mut();
+                        let a = nobg_bf16::pack_rows_into(x, rows_m, k, k, &mut tiles);
+                        nobg_bf16::gemm(a, panels.view(), rows, n, read_dst)
+                            .map_err(candle_core::Error::wrap)
+                    })?;
+                } else {
+                    // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] and the weight
+                    // [k, n], both row-major; the sizes were checked above.
+                    unsafe {
+                        gemm::gemm(
+                            rows_m,
+                            n,
+                            k,
+                            rows.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            read_dst,
+                            x.as_ptr(),
+                            1,
+                            k as isize,
+                            w.as_ptr(),
+                            1,
+                            n as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                }
+                if self.epilogue == Epilogue::Gelu {
+                    gelu_erf_in_place(rows);
+                }
+                Ok(())
+            };
         // Bands start at the same tokens of every image whatever the batch: gemm's blocking
         // (and so the rounding) depends on the band, and the server batches requests, so a
         // band across two images would make an image's result depend on its batch.
-        let threads = rayon::current_num_threads();
         out.par_chunks_mut(tokens * n)
             .zip(x.par_chunks(tokens * k))
             .enumerate()
-            .for_each(|(image, (out, x))| {
+            .try_for_each(|(image, (out, x))| {
                 let residual = residual.map(|r| &r[image * tokens * n..][..tokens * n]);
                 if tokens.div_ceil(band) < threads {
-                    band_gemm(out, x, residual, gemm::Parallelism::Rayon(threads));
-                    return;
+                    return band_gemm(out, x, residual, gemm::Parallelism::Rayon(threads));
                 }
                 out.par_chunks_mut(band * n)
                     .zip(x.par_chunks(band * k))
                     .enumerate()
-                    .for_each(|(i, (rows, x))| {
+                    .try_for_each(|(i, (rows, x))| {
                         let r = residual.map(|r| &r[i * band * n..][..rows.len()]);
                         band_gemm(rows, x, r, gemm::Parallelism::None)
-                    });
-            });
+                    })
+            })?;
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }

@@ -1,0 +1,145 @@
+//! The AMX kernel against its reference twin, and the twin against an f64 product of the same
+//! bf16 values, on shapes with every kind of ragged edge.
+
+use nobg_bf16::{bf16, gemm, gemm_reference, kernel, Kernel, Panels, TileRows};
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn round(x: f32) -> f64 {
+    bf16::from_f32(x).to_f32() as f64
+}
+
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (32, 32, 32),
+    (33, 31, 17),
+    (16, 48, 64),
+    (64, 64, 576),
+    (100, 70, 1000),
+    (7, 200, 33),
+    (256, 96, 96),
+    (45, 33, 2304),
+];
+
+#[test]
+fn packed_operands_hold_the_rounded_values() {
+    let (m, k, n) = (37, 45, 41);
+    let a = values(m * k, 1);
+    let b = values(k * n, 2);
+    let pa = TileRows::from_f32(&a, m, k, k);
+    let pb = Panels::from_f32(&b, k, n, n);
+    // The transpose packer gives the same operand from [n, k].
+    let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+    let pbt = Panels::from_f32_transposed(&bt, n, k, k);
+    for r in 0..m {
+        for j in 0..k {
+            assert_eq!(pa.view().get(r, j) as f64, round(a[r * k + j]));
+        }
+    }
+    for r in 0..k {
+        for j in 0..n {
+            assert_eq!(pb.view().get(r, j) as f64, round(b[r * n + j]));
+            assert_eq!(pbt.view().get(r, j), pb.view().get(r, j));
+        }
+    }
+}
+
+#[test]
+fn the_reference_is_the_product_of_the_rounded_values() {
+    for (seed, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let a = values(m * k, seed as u64 * 2 + 10);
+        let b = values(k * n, seed as u64 * 2 + 11);
+        let (pa, pb) = (
+            TileRows::from_f32(&a, m, k, k),
+            Panels::from_f32(&b, k, n, n),
+        );
+        let mut c = values(m * n, 99);
+        let init = c.clone();
+        // SAFETY: `c` is the whole [m, n] result.
+        unsafe { gemm_reference(pa.view(), pb.view(), c.as_mut_ptr(), n, true) };
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = init[i * n + j] as f64
+                    + (0..k)
+                        .map(|t| round(a[i * k + t]) * round(b[t * n + j]))
+                        .sum::<f64>();
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - exact).abs() <= 1e-6 * (1.0 + k as f64).sqrt() * 4.0,
+                    "{m}x{n}x{k} at ({i}, {j}): {got} vs {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_kernel_matches_the_reference_with_and_without_accumulation() {
+    if kernel() != Kernel::Amx {
+        eprintln!("no AMX here: the dispatch runs the reference itself");
+    }
+    for (seed, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for accumulate in [false, true] {
+            let a = values(m * k, seed as u64 + 100);
+            let b = values(k * n, seed as u64 + 200);
+            let (pa, pb) = (
+                TileRows::from_f32(&a, m, k, k),
+                Panels::from_f32(&b, k, n, n),
+            );
+            // C inside a wider buffer (row stride n + 5): nothing outside [m, n] may change.
+            let ldc = n + 5;
+            let start = values(m * ldc, 7);
+            let mut fast = start.clone();
+            let mut slow = start.clone();
+            gemm(pa.view(), pb.view(), &mut fast, ldc, accumulate).unwrap();
+            // SAFETY: `slow` holds the whole strided result.
+            unsafe { gemm_reference(pa.view(), pb.view(), slow.as_mut_ptr(), ldc, accumulate) };
+            for i in 0..m {
+                for j in 0..ldc {
+                    let (f, s) = (fast[i * ldc + j], slow[i * ldc + j]);
+                    if j >= n {
+                        assert_eq!(f, start[i * ldc + j], "{m}x{n}x{k}: wrote past column n");
+                    } else {
+                        assert!(
+                            (f - s).abs() <= 2e-6 * (k as f32).sqrt() * (1.0 + s.abs()),
+                            "{m}x{n}x{k} acc={accumulate} at ({i}, {j}): {f} vs {s}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shapes_that_do_not_fit_are_errors() {
+    let a = TileRows::from_f32(&[0.0; 6], 2, 3, 3);
+    let b = Panels::from_f32(&[0.0; 8], 4, 2, 2);
+    let mut c = [0f32; 4];
+    assert!(gemm(a.view(), b.view(), &mut c, 2, false).is_err());
+    let b = Panels::from_f32(&[0.0; 6], 3, 2, 2);
+    let mut short = [0f32; 3];
+    assert!(gemm(a.view(), b.view(), &mut short, 2, false).is_err());
+}
+
+#[test]
+fn an_empty_inner_dimension_gives_zeros_or_leaves_c() {
+    let a = TileRows::from_f32(&[], 2, 0, 0);
+    let b = Panels::from_f32(&[], 0, 2, 2);
+    let mut c = [3f32; 4];
+    gemm(a.view(), b.view(), &mut c, 2, true).unwrap();
+    assert_eq!(c, [3.0; 4]);
+    gemm(a.view(), b.view(), &mut c, 2, false).unwrap();
+    assert_eq!(c, [0.0; 4]);
+}
