@@ -128,17 +128,8 @@ impl Panels {
     /// Packs the transpose of `src [n, k]` (row `c` at `src[c * ld..]`): a linear layer's
     /// `[out, in]` weight becomes the `[in, out]` right operand of `x · Wᵀ`.
     pub fn from_f32_transposed(src: &[f32], n: usize, k: usize, ld: usize) -> Self {
-        let (kp, np) = (padded_k(k), n.next_multiple_of(N_PANEL));
         let mut data = Buffer::new();
-        let out = data.zeroed(np * kp);
-        for c in 0..n {
-            let row = &src[c * ld..][..k];
-            let (panel, col) = (c / N_PANEL, c % N_PANEL);
-            let base = panel * kp * N_PANEL + col * 2;
-            for (r, &v) in row.iter().enumerate() {
-                out[base + (r / 2) * 2 * N_PANEL + r % 2] = bf16::from_f32(v);
-            }
-        }
+        pack_panels_transposed_into(src, n, k, ld, &mut data);
         Self { data, k, n }
     }
 
@@ -259,6 +250,38 @@ pub fn pack_panels_into<'a>(
             }
             let out = &mut data[panel * kp * N_PANEL + p * 2 * N_PANEL..][..2 * cols];
             convert::interleave_into(&even[c0..c0 + cols], &odd[c0..c0 + cols], out);
+        }
+    }
+    PanelsRef {
+        data: dst.as_slice(),
+        k,
+        n,
+    }
+}
+
+/// Packs the transpose of `src [n, k]` (row `c` at `src[c * ld..]`) into `dst` as [`Panels`]
+/// of `[k, n]`: the key matrix of `q · kᵀ`, or a linear layer's weight. A pair of one row of
+/// `src` (elements `2p`, `2p + 1`) is one pair of the panel, so rows are rounded whole and
+/// their pairs moved as 32-bit words.
+pub fn pack_panels_transposed_into<'a>(
+    src: &[f32],
+    n: usize,
+    k: usize,
+    ld: usize,
+    dst: &'a mut Buffer,
+) -> PanelsRef<'a> {
+    assert!(
+        n == 0 || src.len() >= (n - 1) * ld + k,
+        "pack_panels_transposed_into: source too short"
+    );
+    let (kp, np) = (padded_k(k), n.next_multiple_of(N_PANEL));
+    let data = dst.zeroed(np * kp);
+    let mut line = vec![bf16::ZERO; kp];
+    for c in 0..n {
+        convert::round_into(&src[c * ld..][..k], &mut line[..k]);
+        let base = (c / N_PANEL) * kp * N_PANEL + (c % N_PANEL) * 2;
+        for (p, pair) in line.chunks_exact(2).enumerate() {
+            data[base + p * 2 * N_PANEL..][..2].copy_from_slice(pair);
         }
     }
     PanelsRef {
