@@ -8,6 +8,7 @@
 
 use std::arch::asm;
 
+use crate::epilogue::{Block, Epilogue};
 use crate::layout::{padded_k, PanelsRef, TileRowsRef, A_TILE, K_STEP, M_BLOCK, N_PANEL};
 
 /// Whether this CPU has AMX-BF16 (and AVX512-BF16 for the packers) and the kernel lets this
@@ -73,24 +74,34 @@ impl TileConfig {
 /// at 0.55x the speed of 64, the whole k at 0.65x.
 const STEPS_PER_PASS: usize = 64;
 
-/// `C (+)= A · B`, C `[m, n]` f32 at `c` with row stride `ldc`.
+/// `C (+)= A · B`, C `[m, n]` f32 at `c` with row stride `ldc`; with an epilogue, each
+/// finished block of `A · B` goes to it instead (and `accumulate` must be false).
 ///
 /// # Safety
 /// The CPU and OS must allow AMX ([`usable`]); `a.k == b.k`; `c` must be valid for reads
 /// and writes of rows `0..a.m`, columns `0..b.n` at stride `ldc`, with no other access to
 /// those elements during the call.
-pub(crate) unsafe fn gemm(a: TileRowsRef, b: PanelsRef, c: *mut f32, ldc: usize, accumulate: bool) {
+pub(crate) unsafe fn gemm(
+    a: TileRowsRef,
+    b: PanelsRef,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epilogue: Option<&dyn Epilogue>,
+) {
     let (m, n, k) = (a.m, b.n, a.k);
     let kp = padded_k(k);
     let steps = kp / K_STEP;
     let cfg = TileConfig::all_full();
     asm!("ldtilecfg [{}]", in(reg) &cfg as *const TileConfig, options(nostack, readonly));
     let mut scratch = Scratch([0f32; M_BLOCK * N_PANEL]);
+    let sc = scratch.0.as_mut_ptr();
     let (blocks, panels) = (m.div_ceil(M_BLOCK), n.div_ceil(N_PANEL));
     let mut s0 = 0;
     while s0 < steps {
         let pass = STEPS_PER_PASS.min(steps - s0);
         let acc = accumulate || s0 > 0;
+        let finish = epilogue.filter(|_| s0 + pass == steps);
         for p in 0..panels {
             let bp = b
                 .data
@@ -102,21 +113,41 @@ pub(crate) unsafe fn gemm(a: TileRowsRef, b: PanelsRef, c: *mut f32, ldc: usize,
                 let a1 = a0.add(steps * A_TILE);
                 let (m0, rows) = (blk * M_BLOCK, M_BLOCK.min(m - blk * M_BLOCK));
                 let cb = c.add(m0 * ldc + n0);
-                if rows == M_BLOCK && cols == N_PANEL {
-                    block(a0.cast(), a1.cast(), bp.cast(), cb, ldc * 4, pass, acc);
-                } else {
-                    // A partial block goes through a whole one in scratch.
-                    let sc = scratch.0.as_mut_ptr();
-                    for r in 0..M_BLOCK {
-                        for j in 0..N_PANEL {
-                            *sc.add(r * N_PANEL + j) = if acc && r < rows && j < cols {
-                                *cb.add(r * ldc + j)
-                            } else {
-                                0.0
-                            };
+                let whole = rows == M_BLOCK && cols == N_PANEL;
+                // A partial block is read and written through a whole one in scratch.
+                match (acc, whole) {
+                    (false, _) => zero_c(),
+                    (true, true) => load_c(cb, ldc * 4),
+                    (true, false) => {
+                        for r in 0..M_BLOCK {
+                            for j in 0..N_PANEL {
+                                *sc.add(r * N_PANEL + j) = if r < rows && j < cols {
+                                    *cb.add(r * ldc + j)
+                                } else {
+                                    0.0
+                                };
+                            }
                         }
+                        load_c(sc, N_PANEL * 4);
                     }
-                    block(a0.cast(), a1.cast(), bp.cast(), sc, N_PANEL * 4, pass, true);
+                }
+                multiply(a0.cast(), a1.cast(), bp.cast(), pass);
+                if let Some(e) = finish {
+                    store_c(sc, N_PANEL * 4);
+                    e.finish(Block {
+                        row: m0,
+                        col: n0,
+                        rows,
+                        cols,
+                        product: std::slice::from_raw_parts(sc, M_BLOCK * N_PANEL),
+                        product_ld: N_PANEL,
+                        dst: cb,
+                        ldc,
+                    });
+                } else if whole {
+                    store_c(cb, ldc * 4);
+                } else {
+                    store_c(sc, N_PANEL * 4);
                     for r in 0..rows {
                         for j in 0..cols {
                             *cb.add(r * ldc + j) = *sc.add(r * N_PANEL + j);
@@ -133,40 +164,38 @@ pub(crate) unsafe fn gemm(a: TileRowsRef, b: PanelsRef, c: *mut f32, ldc: usize,
 #[repr(C, align(64))]
 struct Scratch([f32; M_BLOCK * N_PANEL]);
 
-/// One 32x32 block of C over `steps` k steps. `a0`/`a1`: the block's two row tiles at the
-/// first step (the next step is 1 KiB on); `b`: the panel at the first step (pair rows of
-/// 128 bytes, the next step is 16 pair rows on); `c`: the block, rows `ldc_bytes` apart.
+/// The four accumulator tiles (a 32x32 block of C) from `c`, rows `ldc_bytes` apart.
 #[inline(always)]
-unsafe fn block(
-    a0: *const u8,
-    a1: *const u8,
-    b: *const u8,
-    c: *mut f32,
-    ldc_bytes: usize,
-    steps: usize,
-    accumulate: bool,
-) {
+unsafe fn load_c(c: *const f32, ldc_bytes: usize) {
     let c1 = c.byte_add(16 * ldc_bytes);
-    if accumulate {
-        asm!(
-            "tileloadd tmm0, [{c} + {ldc}]",
-            "tileloadd tmm1, [{c} + {ldc} + 64]",
-            "tileloadd tmm2, [{c1} + {ldc}]",
-            "tileloadd tmm3, [{c1} + {ldc} + 64]",
-            c = in(reg) c,
-            c1 = in(reg) c1,
-            ldc = in(reg) ldc_bytes,
-            options(nostack, readonly),
-        );
-    } else {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-    }
+    asm!(
+        "tileloadd tmm0, [{c} + {ldc}]",
+        "tileloadd tmm1, [{c} + {ldc} + 64]",
+        "tileloadd tmm2, [{c1} + {ldc}]",
+        "tileloadd tmm3, [{c1} + {ldc} + 64]",
+        c = in(reg) c,
+        c1 = in(reg) c1,
+        ldc = in(reg) ldc_bytes,
+        options(nostack, readonly),
+    );
+}
+
+#[inline(always)]
+unsafe fn zero_c() {
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
+}
+
+/// Adds `steps` k steps of `A · B` to the accumulators. `a0`/`a1`: the block's two row tiles
+/// at the first step (the next step is 1 KiB on); `b`: the panel at the first step (pair rows
+/// of 128 bytes, the next step is 16 pair rows on).
+#[inline(always)]
+unsafe fn multiply(a0: *const u8, a1: *const u8, b: *const u8, steps: usize) {
     asm!(
         "2:",
         "tileloadd tmm4, [{a0} + {sa}]",
@@ -190,6 +219,12 @@ unsafe fn block(
         sb = in(reg) 128usize,
         options(nostack, readonly),
     );
+}
+
+/// The accumulators to `c`, rows `ldc_bytes` apart.
+#[inline(always)]
+unsafe fn store_c(c: *mut f32, ldc_bytes: usize) {
+    let c1 = c.byte_add(16 * ldc_bytes);
     asm!(
         "tilestored [{c} + {ldc}], tmm0",
         "tilestored [{c} + {ldc} + 64], tmm1",

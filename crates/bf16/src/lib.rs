@@ -20,12 +20,14 @@
 mod amx;
 mod building;
 pub mod convert;
+mod epilogue;
 mod layout;
 mod reference;
 
 use std::sync::OnceLock;
 
 pub use building::{build_with, building, Matmul};
+pub use epilogue::{Block, Epilogue};
 pub use half::bf16;
 pub use layout::{
     pack_panels_into, pack_panels_transposed_into, pack_rows_into, Buffer, Panels, PanelsRef,
@@ -154,8 +156,39 @@ pub unsafe fn gemm_unchecked(
     }
     match kernel() {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Amx => amx::gemm(a, b, c, ldc, accumulate),
+        Kernel::Amx => amx::gemm(a, b, c, ldc, accumulate, None),
         _ => reference::gemm(a, b, c, ldc, accumulate),
+    }
+}
+
+/// `A · B` handed block by block to `epilogue`, which writes C (`[m, n]` at `c`, row stride
+/// `ldc`). C's prior contents are not part of the result, so C may be uninitialised memory
+/// that the epilogue fills; when `k` takes more than one pass (over 2048), the kernel keeps
+/// the partial sums in C between passes, so what an epilogue finds there is not defined.
+///
+/// # Safety
+/// As [`gemm_unchecked`].
+pub unsafe fn gemm_epilogue_unchecked(
+    a: TileRowsRef,
+    b: PanelsRef,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &dyn Epilogue,
+) {
+    let (m, n, k) = (a.m, b.n, a.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    match kernel() {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx if k > 0 => amx::gemm(a, b, c, ldc, false, Some(epilogue)),
+        _ => {
+            let mut product = vec![0f32; m * n];
+            if k > 0 {
+                reference::gemm(a, b, product.as_mut_ptr(), n, false);
+            }
+            epilogue::apply_by_blocks(&product, m, n, c, ldc, epilogue);
+        }
     }
 }
 

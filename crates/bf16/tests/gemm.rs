@@ -143,3 +143,53 @@ fn an_empty_inner_dimension_gives_zeros_or_leaves_c() {
     gemm(a.view(), b.view(), &mut c, 2, false).unwrap();
     assert_eq!(c, [0.0; 4]);
 }
+
+/// `C = 2 * (A · B) + column`, written by an epilogue into a C that starts as NaN: every
+/// element is written, and the product the epilogue sees is the plain product's.
+struct Affine;
+
+impl nobg_bf16::Epilogue for Affine {
+    fn finish(&self, mut block: nobg_bf16::Block<'_>) {
+        for r in 0..block.rows {
+            let col = block.col;
+            let (product, out) = block.rows_mut(r);
+            for (j, (o, p)) in out.iter_mut().zip(product).enumerate() {
+                *o = 2.0 * p + (col + j) as f32;
+            }
+        }
+    }
+}
+
+#[test]
+fn an_epilogue_sees_the_product_and_writes_every_element() {
+    for (seed, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let a = values(m * k, seed as u64 + 300);
+        let b = values(k * n, seed as u64 + 400);
+        let (pa, pb) = (
+            TileRows::from_f32(&a, m, k, k),
+            Panels::from_f32(&b, k, n, n),
+        );
+        let mut plain = vec![0f32; m * n];
+        gemm(pa.view(), pb.view(), &mut plain, n, false).unwrap();
+        let ldc = n + 3;
+        let mut c = vec![f32::NAN; m * ldc];
+        // SAFETY: `c` holds the whole strided result.
+        unsafe {
+            nobg_bf16::gemm_epilogue_unchecked(pa.view(), pb.view(), c.as_mut_ptr(), ldc, &Affine)
+        };
+        for i in 0..m {
+            for j in 0..ldc {
+                let got = c[i * ldc + j];
+                if j >= n {
+                    assert!(got.is_nan(), "{m}x{n}x{k}: wrote past column n");
+                } else {
+                    let want = 2.0 * plain[i * n + j] + j as f32;
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{m}x{n}x{k} ({i},{j}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

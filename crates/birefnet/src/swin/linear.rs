@@ -173,105 +173,197 @@ impl FastLinear {
             bail!("token linear: input {dims:?} for a {k}x{n} weight");
         }
         let m = x.len() / k.max(1);
-        let mut out = vec![0f32; m * n];
         let mut shape = dims.to_vec();
         if let Some(last) = shape.last_mut() {
             *last = n;
         }
+        let images = if dims.len() >= 3 { dims[0].max(1) } else { 1 };
+        let tokens = m / images;
         if m == 0 || n == 0 {
-            return Ok((CpuStorage::F32(out), Shape::from(shape)));
+            return Ok((CpuStorage::F32(vec![0f32; m * n]), Shape::from(shape)));
         }
-        let read_dst = residual.is_some() || self.bias.is_some();
+        let out = match &self.bf16 {
+            Some(panels) => self.run_bf16(x, panels, k, n, residual),
+            None => self.run_f32(x, w, tokens, k, n, residual),
+        };
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
 
+    fn run_f32(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        tokens: usize,
+        k: usize,
+        n: usize,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let m = x.len() / k;
+        let mut out = vec![0f32; m * n];
+        let read_dst = residual.is_some() || self.bias.is_some();
         // Bands of at least 256 tokens: gemm repacks the weight for every call, and on Swin-L's
         // wide linears (N = 2304..6144) bands of 128 spent ~10% of the pass in that packing.
         // Narrow linears get ~256 KiB of output per band, so the epilogue finds it in L2.
-        let images = if dims.len() >= 3 { dims[0].max(1) } else { 1 };
-        let tokens = m / images;
-        let mut band = (65_536 / n).max(256).min(tokens);
-        let threads = rayon::current_num_threads();
-        if self.bf16.is_some() && tokens.div_ceil(band) < threads {
-            // The bf16 kernel runs on one thread per call, and its rows do not depend on the
-            // band they are computed in: smaller bands keep every thread busy.
-            band = tokens.div_ceil(threads).next_multiple_of(32).min(tokens);
-        }
-        let band_gemm =
-            |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| -> Result<()> {
-                let rows_m = rows.len() / n;
-                // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
-                match (residual, &self.bias) {
-                    (Some(r), Some(bias)) => {
-                        for (row, r) in rows.chunks_mut(n).zip(r.chunks(n)) {
-                            for ((o, r), b) in row.iter_mut().zip(r).zip(bias) {
-                                *o = r + b;
-                            }
+        let band = (65_536 / n).max(256).min(tokens);
+        let band_gemm = |rows: &mut [f32], x: &[f32], residual: Option<&[f32]>, parallelism| {
+            let rows_m = rows.len() / n;
+            // The GEMM adds to what `rows` holds: the bias, plus the residual where there is one.
+            match (residual, &self.bias) {
+                (Some(r), Some(bias)) => {
+                    for (row, r) in rows.chunks_mut(n).zip(r.chunks(n)) {
+                        for ((o, r), b) in row.iter_mut().zip(r).zip(bias) {
+                            *o = r + b;
                         }
                     }
-                    (Some(r), None) => rows.copy_from_slice(r),
-                    (None, Some(bias)) => {
-                        rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias))
-                    }
-                    (None, None) => {}
                 }
-                if let Some(panels) = &self.bf16 {
-                    BAND_TILES.with(|tiles| {
-                        let mut tiles = tiles.borrow_mut();
-                        let a = nobg_bf16::pack_rows_into(x, rows_m, k, k, &mut tiles);
-                        nobg_bf16::gemm(a, panels.view(), rows, n, read_dst)
-                            .map_err(candle_core::Error::wrap)
-                    })?;
-                } else {
-                    // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] and the weight
-                    // [k, n], both row-major; the sizes were checked above.
-                    unsafe {
-                        gemm::gemm(
-                            rows_m,
-                            n,
-                            k,
-                            rows.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            read_dst,
-                            x.as_ptr(),
-                            1,
-                            k as isize,
-                            w.as_ptr(),
-                            1,
-                            n as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
-                    }
-                }
-                if self.epilogue == Epilogue::Gelu {
-                    gelu_erf_in_place(rows);
-                }
-                Ok(())
-            };
+                (Some(r), None) => rows.copy_from_slice(r),
+                (None, Some(bias)) => rows.chunks_mut(n).for_each(|row| row.copy_from_slice(bias)),
+                (None, None) => {}
+            }
+            // SAFETY: `rows` is [rows_m, n] row-major, `x` [rows_m, k] and the weight [k, n],
+            // both row-major; the sizes were checked by the caller.
+            unsafe {
+                gemm::gemm(
+                    rows_m,
+                    n,
+                    k,
+                    rows.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    read_dst,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    w.as_ptr(),
+                    1,
+                    n as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            if self.epilogue == Epilogue::Gelu {
+                gelu_erf_in_place(rows);
+            }
+        };
         // Bands start at the same tokens of every image whatever the batch: gemm's blocking
         // (and so the rounding) depends on the band, and the server batches requests, so a
         // band across two images would make an image's result depend on its batch.
+        let threads = rayon::current_num_threads();
         out.par_chunks_mut(tokens * n)
             .zip(x.par_chunks(tokens * k))
             .enumerate()
-            .try_for_each(|(image, (out, x))| {
+            .for_each(|(image, (out, x))| {
                 let residual = residual.map(|r| &r[image * tokens * n..][..tokens * n]);
                 if tokens.div_ceil(band) < threads {
-                    return band_gemm(out, x, residual, gemm::Parallelism::Rayon(threads));
+                    band_gemm(out, x, residual, gemm::Parallelism::Rayon(threads));
+                    return;
                 }
                 out.par_chunks_mut(band * n)
                     .zip(x.par_chunks(band * k))
                     .enumerate()
-                    .try_for_each(|(i, (rows, x))| {
+                    .for_each(|(i, (rows, x))| {
                         let r = residual.map(|r| &r[i * band * n..][..rows.len()]);
                         band_gemm(rows, x, r, gemm::Parallelism::None)
-                    })
-            })?;
-        Ok((CpuStorage::F32(out), Shape::from(shape)))
+                    });
+            });
+        out
+    }
+
+    /// The bf16 products: bands of tokens packed as tiles, and the bias, residual and GELU
+    /// applied to each finished block of the product as it is written, once.
+    fn run_bf16(
+        &self,
+        x: &[f32],
+        panels: &Panels,
+        k: usize,
+        n: usize,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let m = x.len() / k;
+        let threads = rayon::current_num_threads();
+        // The kernel's rows do not depend on the band they are computed in (the batch
+        // invariance the f32 path gets from per-image bands), so bands may be small enough to
+        // keep every thread busy.
+        let mut band = (65_536 / n).max(256).min(m);
+        if m.div_ceil(band) < threads {
+            band = m.div_ceil(threads).next_multiple_of(32).min(m);
+        }
+        let mut out = Vec::<f32>::with_capacity(m * n);
+        let out_ptr = SyncPtr(out.as_mut_ptr());
+        (0..m.div_ceil(band)).into_par_iter().for_each(|b| {
+            let r0 = b * band;
+            let rows = band.min(m - r0);
+            let epilogue = LinearEpilogue {
+                bias: self.bias.as_deref(),
+                residual: residual.map(|r| &r[r0 * n..][..rows * n]),
+                n,
+                gelu: self.epilogue == Epilogue::Gelu,
+            };
+            BAND_TILES.with(|tiles| {
+                let mut tiles = tiles.borrow_mut();
+                let a = nobg_bf16::pack_rows_into(&x[r0 * k..][..rows * k], rows, k, k, &mut tiles);
+                // SAFETY: band b owns rows r0..r0+rows of `out`'s allocation (m * n values), and
+                // the epilogue writes every element of them.
+                unsafe {
+                    nobg_bf16::gemm_epilogue_unchecked(
+                        a,
+                        panels.view(),
+                        out_ptr.get().add(r0 * n),
+                        n,
+                        &epilogue,
+                    )
+                };
+            });
+        });
+        // SAFETY: the bands cover rows 0..m, and each wrote all n values of its rows.
+        unsafe { out.set_len(m * n) };
+        out
+    }
+}
+
+/// `out = product + bias (+ residual)`, then GELU for fc1.
+struct LinearEpilogue<'a> {
+    bias: Option<&'a [f32]>,
+    /// The band's residual rows, `[rows, n]`.
+    residual: Option<&'a [f32]>,
+    n: usize,
+    gelu: bool,
+}
+
+impl nobg_bf16::Epilogue for LinearEpilogue<'_> {
+    fn finish(&self, mut block: nobg_bf16::Block<'_>) {
+        let (row, col, cols) = (block.row, block.col, block.cols);
+        for r in 0..block.rows {
+            let (product, out) = block.rows_mut(r);
+            out.copy_from_slice(product);
+            if let Some(bias) = self.bias {
+                out.iter_mut()
+                    .zip(&bias[col..col + cols])
+                    .for_each(|(o, b)| *o += b);
+            }
+            if let Some(res) = self.residual {
+                let res = &res[(row + r) * self.n + col..][..cols];
+                out.iter_mut().zip(res).for_each(|(o, x)| *o += x);
+            }
+            if self.gelu {
+                gelu_erf_in_place(out);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only to hand disjoint row ranges of one output to rayon tasks.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
