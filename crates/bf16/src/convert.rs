@@ -32,6 +32,36 @@ pub fn interleave_into(even: &[f32], odd: &[f32], out: &mut [bf16]) {
     interleave_into_generic(even, odd, out);
 }
 
+/// One pair row of [`crate::Panels`]: `even[c]` and `odd[c]` (rows `2p`, `2p + 1`) for
+/// columns `0..np` (a multiple of 32), zero past `even.len()`, written into panel `c / 32` at
+/// `panels[(c / 32) * panel_stride + (c % 32) * 2 ..]`, where `panels` starts at the pair row.
+pub(crate) fn interleave_pair_row(
+    even: &[f32],
+    odd: &[f32],
+    np: usize,
+    panels: &mut [bf16],
+    panel_stride: usize,
+) {
+    assert!(even.len() == odd.len() && even.len() <= np && np.is_multiple_of(32));
+    assert!(np == 0 || panels.len() >= (np / 32 - 1) * panel_stride + 64);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512_bf16() {
+        // SAFETY: the CPU has the features; the asserts bound every write.
+        unsafe { x86::interleave_pair_row(even, odd, np, panels, panel_stride) };
+        return;
+    }
+    for c in 0..np {
+        let at = (c / 32) * panel_stride + (c % 32) * 2;
+        let (e, o) = if c < even.len() {
+            (even[c], odd[c])
+        } else {
+            (0.0, 0.0)
+        };
+        panels[at] = bf16::from_f32(e);
+        panels[at + 1] = bf16::from_f32(o);
+    }
+}
+
 pub(crate) fn round_into_generic(src: &[f32], dst: &mut [bf16]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = bf16::from_f32(s);
@@ -85,6 +115,43 @@ mod x86 {
             let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
             _mm256_mask_storeu_epi16(d.add(i) as *mut i16, m, h);
         }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    pub(super) unsafe fn interleave_pair_row(
+        even: &[f32],
+        odd: &[f32],
+        np: usize,
+        panels: &mut [bf16],
+        panel_stride: usize,
+    ) {
+        let n = even.len();
+        let (e, o, d) = (even.as_ptr(), odd.as_ptr(), panels.as_mut_ptr() as *mut u32);
+        let mut c = 0;
+        while c < np {
+            let m = if c + 16 <= n {
+                lanes_all()
+            } else {
+                lanes(n.saturating_sub(c).min(16))
+            };
+            let he: __m256i =
+                std::mem::transmute(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, e.add(c))));
+            let ho: __m256i =
+                std::mem::transmute(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, o.add(c))));
+            let v = _mm512_or_si512(
+                _mm512_cvtepu16_epi32(he),
+                _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(ho)),
+            );
+            // u32 units: a pair is one word; panel stride is in bf16 units.
+            let at = (c / 32) * (panel_stride / 2) + (c % 32);
+            _mm512_storeu_si512(d.add(at) as *mut __m512i, v);
+            c += 16;
+        }
+    }
+
+    #[inline(always)]
+    fn lanes_all() -> __mmask16 {
+        0xFFFF
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]

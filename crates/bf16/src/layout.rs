@@ -54,6 +54,18 @@ impl Buffer {
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), len) }
     }
 
+    /// `len` values (`len` a multiple of 32) with whatever they held before, for packers that
+    /// write every one of them.
+    fn reuse(&mut self, len: usize) -> &mut [bf16] {
+        debug_assert_eq!(len % 32, 0);
+        if self.lines.len() < len / 32 {
+            self.lines.resize(len / 32, Line([bf16::ZERO; 32]));
+        }
+        self.lines.truncate(len / 32);
+        // SAFETY: `Line` is 32 bf16 with no padding; the slice covers exactly the lines.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), len) }
+    }
+
     fn as_slice(&self) -> &[bf16] {
         // SAFETY: as above.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.lines.len() * 32) }
@@ -283,6 +295,36 @@ pub fn pack_panels_transposed_into<'a>(
         for (p, pair) in line.chunks_exact(2).enumerate() {
             data[base + p * 2 * N_PANEL..][..2].copy_from_slice(pair);
         }
+    }
+    PanelsRef {
+        data: dst.as_slice(),
+        k,
+        n,
+    }
+}
+
+/// Builds [`Panels`] of `[k, n]` from rows made on the fly: `row(r, line)` fills row `r`
+/// (`n` values) of B; rows are asked for two at a time and interleaved into the panels while
+/// they are in L1, so no f32 copy of the whole of B is ever made (an im2col block, say).
+pub fn pack_panels_with<'a>(
+    k: usize,
+    n: usize,
+    dst: &'a mut Buffer,
+    mut row: impl FnMut(usize, &mut [f32]),
+) -> PanelsRef<'a> {
+    let (kp, np) = (padded_k(k), n.next_multiple_of(N_PANEL));
+    // Every pair row of every panel is written below, padding included: no zeroing first.
+    let data = dst.reuse(np * kp);
+    let (mut even, mut odd) = (vec![0f32; n], vec![0f32; n]);
+    for p in 0..kp / 2 {
+        for (r, line) in [(2 * p, &mut even), (2 * p + 1, &mut odd)] {
+            if r < k {
+                row(r, line);
+            } else {
+                line.fill(0.0);
+            }
+        }
+        convert::interleave_pair_row(&even, &odd, np, &mut data[p * 2 * N_PANEL..], kp * N_PANEL);
     }
     PanelsRef {
         data: dst.as_slice(),

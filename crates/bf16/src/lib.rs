@@ -30,8 +30,8 @@ pub use building::{build_with, building, Matmul};
 pub use epilogue::{Block, Epilogue};
 pub use half::bf16;
 pub use layout::{
-    pack_panels_into, pack_panels_transposed_into, pack_rows_into, Buffer, Panels, PanelsRef,
-    TileRows, TileRowsRef, K_STEP, M_BLOCK, N_PANEL,
+    pack_panels_into, pack_panels_transposed_into, pack_panels_with, pack_rows_into, Buffer,
+    Panels, PanelsRef, TileRows, TileRowsRef, K_STEP, M_BLOCK, N_PANEL,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -193,3 +193,41 @@ fn an_epilogue_sees_the_product_and_writes_every_element() {
         }
     }
 }
+
+#[test]
+fn panels_built_row_by_row_equal_packed_ones() {
+    for &(k, n) in &[(1usize, 1usize), (3, 40), (64, 32), (577, 100), (18, 513)] {
+        let b = values(k * n, (k * 31 + n) as u64);
+        let whole = Panels::from_f32(&b, k, n, n);
+        let mut buf = nobg_bf16::Buffer::new();
+        // A buffer that held other values first: the builder must overwrite all of it.
+        let _ = nobg_bf16::pack_panels_into(
+            &values((2 * k + 1) * 2 * n, 5),
+            2 * k + 1,
+            2 * n,
+            2 * n,
+            &mut buf,
+        );
+        let built = nobg_bf16::pack_panels_with(k, n, &mut buf, |r, line| {
+            line.copy_from_slice(&b[r * n..][..n])
+        });
+        for r in 0..k.next_multiple_of(32) {
+            for c in 0..n.next_multiple_of(32) {
+                if r < k && c < n {
+                    assert_eq!(
+                        built.get(r, c),
+                        whole.view().get(r, c),
+                        "{k}x{n} at ({r}, {c})"
+                    );
+                }
+            }
+        }
+        // Padding must be zero, or padded products would add garbage (NaN · 0 is NaN).
+        let a = TileRows::from_f32(&vec![1.0; 3 * k], 3, k, k);
+        let mut c1 = vec![0f32; 3 * n];
+        let mut c2 = c1.clone();
+        gemm(a.view(), built, &mut c1, n, false).unwrap();
+        gemm(a.view(), whole.view(), &mut c2, n, false).unwrap();
+        assert_eq!(c1, c2, "{k}x{n}");
+    }
+}

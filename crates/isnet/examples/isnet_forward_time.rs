@@ -2,7 +2,7 @@
 //! the nobg side of `crates/isnet/bench/vs_onnxruntime.sh`.
 //!
 //! `cargo run --release -p isnet --example isnet_forward_time -- [--size N] [--iters N] [--seed S]
-//!  [--input X.npy] [--save MASK.npy] [--stages]`
+//!  [--input X.npy] [--save MASK.npy] [--stages] [--dtype f32|bf16]`
 //!
 //! Threads: `RAYON_NUM_THREADS` (candle and gemm both use rayon's pool). Prints one JSON line:
 //! median wall and CPU milliseconds per pass (after one untimed warm-up) and the process's
@@ -59,6 +59,7 @@ fn main() -> Result<()> {
     let mut input = None;
     let mut save = None;
     let mut stages = false;
+    let mut dtype = DType::F32;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -68,11 +69,18 @@ fn main() -> Result<()> {
             "--input" => input = Some(args.next().context("--input X.npy")?),
             "--save" => save = Some(args.next().context("--save MASK.npy")?),
             "--stages" => stages = true,
+            "--dtype" => {
+                dtype = match args.next().context("--dtype f32|bf16")?.as_str() {
+                    "f32" => DType::F32,
+                    "bf16" => DType::BF16,
+                    other => anyhow::bail!("--dtype f32 or bf16, got {other}"),
+                }
+            }
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
     let device = Device::Cpu;
-    let model = load_synthetic(&Config::default(), seed, &device, DType::F32)?;
+    let model = load_synthetic(&Config::default(), seed, &device, dtype)?;
     let x = match &input {
         Some(path) => Tensor::read_npy(path)?,
         None => Tensor::randn(0f32, 0.3, (1, 3, size, size), &device)?,
@@ -89,7 +97,8 @@ fn main() -> Result<()> {
         cpu.push(cpu_ms()? - c);
     }
     println!(
-        "{{\"impl\": \"nobg\", \"size\": {}, \"threads\": \"{}\", \"wall_ms\": {:.1}, \"cpu_ms\": {:.1}, \"peak_rss_mib\": {:.1}, \"wall_all_ms\": {:?}}}",
+        "{{\"impl\": \"nobg\", \"dtype\": \"{}\", \"size\": {}, \"threads\": \"{}\", \"wall_ms\": {:.1}, \"cpu_ms\": {:.1}, \"peak_rss_mib\": {:.1}, \"wall_all_ms\": {:?}}}",
+        if dtype == DType::BF16 { "bf16" } else { "f32" },
         x.dim(2)?,
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()),
         median(wall.clone()),

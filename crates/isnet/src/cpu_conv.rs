@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::cpu_ops::f32_planes;
 use crate::winograd::{self, Part, WinogradWeights};
+use nobg_bf16::{Buffer, TileRows};
 
 /// im2col floats per tile: 256 Ki floats (1 MiB), about an L2.
 const TILE_FLOATS: usize = 256 * 1024;
@@ -68,6 +69,10 @@ pub struct Conv3x3 {
     pub relu: bool,
     /// The weights in the Winograd domain, made on the first call that uses them.
     pub winograd: OnceLock<WinogradWeights>,
+    /// `[c_out, c_in·9]` as bf16 tiles when the model was built for bf16 products
+    /// ([`nobg_bf16::building`]): every stride of this conv then runs as bf16 products of
+    /// im2col tiles, without Winograd (whose transforms would amplify bf16's rounding).
+    pub bf16: Option<TileRows>,
 }
 
 #[derive(Clone, Copy)]
@@ -95,60 +100,77 @@ impl Conv3x3 {
     fn im2col(
         &self,
         inputs: &[Part],
-        (h, w, ow): (usize, usize, usize),
-        (b, p0, n): (usize, usize, usize),
+        geometry: (usize, usize, usize),
+        pixels: (usize, usize, usize),
         col: &mut [f32],
     ) {
+        let n = pixels.2;
+        for (row, dst) in col.chunks_exact_mut(n).enumerate() {
+            self.im2col_row(inputs, geometry, pixels, row, dst);
+        }
+    }
+
+    /// Row `row` (channel `row / 9` of the concatenation, tap `row % 9`) of the im2col block of
+    /// output pixels `p0..p0+n`.
+    fn im2col_row(
+        &self,
+        inputs: &[Part],
+        (h, w, ow): (usize, usize, usize),
+        (b, p0, n): (usize, usize, usize),
+        row: usize,
+        dst: &mut [f32],
+    ) {
         let (s, d, pad) = (self.stride, self.dilation, self.padding as isize);
-        let mut row = 0;
-        for input in inputs {
-            let plane = h * w;
-            let base = b * input.channels * plane;
-            for c in 0..input.channels {
-                let src = &input.data[base + c * plane..base + (c + 1) * plane];
-                for kh in 0..3 {
-                    for kw in 0..3 {
-                        let dst = &mut col[row * n..(row + 1) * n];
-                        row += 1;
-                        let (dy, dx) = ((kh * d) as isize - pad, (kw * d) as isize - pad);
-                        let mut i = 0;
-                        while i < n {
-                            let p = p0 + i;
-                            let (oy, ox) = (p / ow, p % ow);
-                            let seg = (ow - ox).min(n - i);
-                            let out = &mut dst[i..i + seg];
-                            let iy = (oy * s) as isize + dy;
-                            if iy < 0 || iy >= h as isize {
-                                out.fill(0.0);
-                            } else {
-                                let line = &src[iy as usize * w..(iy as usize + 1) * w];
-                                if s == 1 {
-                                    // Valid x range of this segment: 0 <= ox + j + dx < w.
-                                    let x0 = ox as isize + dx;
-                                    let lo = (-x0).clamp(0, seg as isize) as usize;
-                                    let hi = (w as isize - x0).clamp(0, seg as isize) as usize;
-                                    out[..lo].fill(0.0);
-                                    if hi > lo {
-                                        let a = (x0 + lo as isize) as usize;
-                                        out[lo..hi].copy_from_slice(&line[a..a + hi - lo]);
-                                    }
-                                    out[hi.max(lo)..].fill(0.0);
-                                } else {
-                                    for (j, v) in out.iter_mut().enumerate() {
-                                        let ix = ((ox + j) * s) as isize + dx;
-                                        *v = if ix >= 0 && ix < w as isize {
-                                            line[ix as usize]
-                                        } else {
-                                            0.0
-                                        };
-                                    }
-                                }
-                            }
-                            i += seg;
-                        }
+        let plane = h * w;
+        let (mut c, tap) = (row / 9, row % 9);
+        let Some(input) = inputs.iter().find(|input| {
+            let here = c < input.channels;
+            if !here {
+                c -= input.channels;
+            }
+            here
+        }) else {
+            dst.fill(0.0);
+            return;
+        };
+        let base = b * input.channels * plane;
+        let src = &input.data[base + c * plane..base + (c + 1) * plane];
+        let (kh, kw) = (tap / 3, tap % 3);
+        let (dy, dx) = ((kh * d) as isize - pad, (kw * d) as isize - pad);
+        let mut i = 0;
+        while i < n {
+            let p = p0 + i;
+            let (oy, ox) = (p / ow, p % ow);
+            let seg = (ow - ox).min(n - i);
+            let out = &mut dst[i..i + seg];
+            let iy = (oy * s) as isize + dy;
+            if iy < 0 || iy >= h as isize {
+                out.fill(0.0);
+            } else {
+                let line = &src[iy as usize * w..(iy as usize + 1) * w];
+                if s == 1 {
+                    // Valid x range of this segment: 0 <= ox + j + dx < w.
+                    let x0 = ox as isize + dx;
+                    let lo = (-x0).clamp(0, seg as isize) as usize;
+                    let hi = (w as isize - x0).clamp(0, seg as isize) as usize;
+                    out[..lo].fill(0.0);
+                    if hi > lo {
+                        let a = (x0 + lo as isize) as usize;
+                        out[lo..hi].copy_from_slice(&line[a..a + hi - lo]);
+                    }
+                    out[hi.max(lo)..].fill(0.0);
+                } else {
+                    for (j, v) in out.iter_mut().enumerate() {
+                        let ix = ((ox + j) * s) as isize + dx;
+                        *v = if ix >= 0 && ix < w as isize {
+                            line[ix as usize]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
+            i += seg;
         }
     }
 
@@ -174,6 +196,9 @@ impl Conv3x3 {
         let shape = Shape::from((batch, self.c_out, oh, ow));
         if residual.is_some_and(|r| r.len() != shape.elem_count()) {
             candle_core::bail!("conv3x3: residual does not have the output's shape {shape:?}")
+        }
+        if let Some(tiles) = &self.bf16 {
+            return Ok((self.run_bf16(tiles, inputs, batch, (h, w), residual), shape));
         }
         if self.stride == 1 && plane >= winograd_min_pixels() {
             let weights = self
@@ -251,6 +276,98 @@ impl Conv3x3 {
             },
         );
         Ok((out, shape))
+    }
+}
+
+thread_local! {
+    /// One tile's im2col block as bf16 panels, reused by every tile a thread runs.
+    static BF16_TILE: std::cell::RefCell<Buffer> = std::cell::RefCell::new(Buffer::new());
+}
+
+impl Conv3x3 {
+    /// [`Conv3x3::run`] as bf16 products: per tile of output pixels, the im2col block is built
+    /// two rows at a time straight into bf16 panels and multiplied by the weight tiles, and the bias, ReLU and residual are
+    /// applied to each finished block as it is written (the output is never pre-filled).
+    fn run_bf16(
+        &self,
+        tiles: &TileRows,
+        inputs: &[Part],
+        batch: usize,
+        (h, w): (usize, usize),
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let (oh, ow) = self.out_size(h, w);
+        let plane = oh * ow;
+        let k = self.c_in * 9;
+        let tile = (TILE_FLOATS / k)
+            .max(MIN_TILE)
+            .min(plane.div_ceil(2))
+            .max(1);
+        let n_tiles = plane.div_ceil(tile);
+        let mut out = Vec::<f32>::with_capacity(batch * self.c_out * plane);
+        let dst = SendPtr(out.as_mut_ptr());
+        (0..batch * n_tiles).into_par_iter().for_each(|job| {
+            let (b, t) = (job / n_tiles, job % n_tiles);
+            let p0 = t * tile;
+            let n = tile.min(plane - p0);
+            BF16_TILE.with(|packed| {
+                let packed = &mut *packed.borrow_mut();
+                let panels = nobg_bf16::pack_panels_with(k, n, packed, |row, line| {
+                    self.im2col_row(inputs, (h, w, ow), (b, p0, n), row, line)
+                });
+                let epilogue = ConvEpilogue {
+                    bias: &self.bias,
+                    relu: self.relu,
+                    residual: residual.map(|r| &r[b * self.c_out * plane + p0..]),
+                    plane,
+                };
+                // SAFETY: job (b, t) writes only columns p0..p0+n of image b's c_out planes of
+                // `out`'s allocation, which no other job touches; the epilogue writes all of
+                // them.
+                unsafe {
+                    let d = dst.get().add(b * self.c_out * plane + p0);
+                    nobg_bf16::gemm_epilogue_unchecked(tiles.view(), panels, d, plane, &epilogue);
+                }
+            });
+        });
+        // SAFETY: the jobs cover every column of every plane of every image.
+        unsafe { out.set_len(batch * self.c_out * plane) };
+        out
+    }
+}
+
+/// `relu(product + bias) (+ residual)` per output channel (rows of the product).
+struct ConvEpilogue<'a> {
+    bias: &'a [f32],
+    relu: bool,
+    /// The residual from this tile's first pixel of channel 0, planes `plane` apart.
+    residual: Option<&'a [f32]>,
+    plane: usize,
+}
+
+impl nobg_bf16::Epilogue for ConvEpilogue<'_> {
+    fn finish(&self, mut block: nobg_bf16::Block<'_>) {
+        let (row, col) = (block.row, block.col);
+        // Branches hoisted out of the loops, so each loop is a plain vector loop.
+        let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
+        for r in 0..block.rows {
+            let channel = row + r;
+            let bias = self.bias[channel];
+            let (product, out) = block.rows_mut(r);
+            match self.residual {
+                Some(res) => {
+                    let res = &res[channel * self.plane + col..][..out.len()];
+                    for ((o, p), x) in out.iter_mut().zip(product).zip(res) {
+                        *o = (p + bias).max(floor) + x;
+                    }
+                }
+                None => {
+                    for (o, p) in out.iter_mut().zip(product) {
+                        *o = (p + bias).max(floor);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub struct IsNet {
     /// that a checkpoint missing them is refused like any other incomplete one.
     side1: FusedConv,
     _sides: Vec<FusedConv>,
+    /// The weights' dtype, which inputs are cast to (the CPU's bf16 mode keeps f32 weights and
+    /// activations and takes bf16 or f32 images alike).
+    dtype: DType,
 }
 
 impl IsNet {
@@ -107,6 +110,7 @@ impl IsNet {
             decoder,
             side1,
             _sides: sides,
+            dtype: vb.dtype(),
         })
     }
 
@@ -119,9 +123,22 @@ impl IsNet {
         };
         // SAFETY: the file is mapped read-only; like every mmap-based loader we rely on it not
         // being truncated while mapped.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
+        let cpu_bf16 = device.is_cpu() && dtype == DType::BF16;
+        let vb_dtype = if cpu_bf16 { DType::F32 } else { dtype };
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], vb_dtype, device) }
             .map_err(weights_error)?;
-        Self::new(cfg, vb).map_err(weights_error)
+        Self::build(cfg, vb, cpu_bf16).map_err(weights_error)
+    }
+
+    /// On the CPU, bf16 is a mixed mode (as BiRefNet's, and PyTorch's CPU autocast): the
+    /// convolutions take bf16 operands and accumulate in f32, on AMX tiles where the CPU has
+    /// them; the weights stay f32 beside their bf16 copy, and activations and the output are f32.
+    pub(crate) fn build(cfg: &Config, vb: VarBuilder, cpu_bf16: bool) -> candle_core::Result<Self> {
+        if cpu_bf16 {
+            nobg_bf16::build_with(nobg_bf16::Matmul::Bf16, || Self::new(cfg, vb))
+        } else {
+            Self::new(cfg, vb)
+        }
     }
 }
 
@@ -164,6 +181,7 @@ impl IsNet {
                 trace.elapsed.push(start.elapsed());
             }
         };
+        let x = &x.to_dtype(self.dtype)?;
         let hxin = self.conv_in.forward(x)?;
         record("conv_in".into(), &hxin);
         // Encoder: each stage after the first sees the pooled output of the one before.

@@ -9,6 +9,7 @@ use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 use crate::cpu_conv::{Conv3x3, Conv3x3Op};
 use crate::cpu_ops::{MaxPoolCeil, UpsampleBilinear};
+use nobg_bf16::TileRows;
 
 /// PyTorch's BatchNorm2d default.
 const BN_EPS: f64 = 1e-5;
@@ -39,6 +40,13 @@ impl FusedConv {
                 dilation: cfg.dilation,
                 relu,
                 winograd: Default::default(),
+                bf16: match nobg_bf16::building() {
+                    nobg_bf16::Matmul::F32 => None,
+                    nobg_bf16::Matmul::Bf16 => {
+                        let w = weight.flatten_all()?.to_vec1::<f32>()?;
+                        Some(TileRows::from_f32(&w, c_out, c_in * 9, c_in * 9))
+                    }
+                },
             })))
         } else {
             Ok(Self::Candle {

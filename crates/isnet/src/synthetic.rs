@@ -90,8 +90,14 @@ impl SimpleBackend for SyntheticBackend {
 
 /// Build the model with synthetic weights, without touching disk.
 pub fn load_synthetic(cfg: &Config, seed: u64, device: &Device, dtype: DType) -> Result<IsNet> {
-    let vb = VarBuilder::from_backend(Box::new(SyntheticBackend { seed }), dtype, device.clone());
-    Ok(IsNet::new(cfg, vb)?)
+    let cpu_bf16 = device.is_cpu() && dtype == DType::BF16;
+    let vb_dtype = if cpu_bf16 { DType::F32 } else { dtype };
+    let vb = VarBuilder::from_backend(
+        Box::new(SyntheticBackend { seed }),
+        vb_dtype,
+        device.clone(),
+    );
+    Ok(IsNet::build(cfg, vb, cpu_bf16)?)
 }
 
 /// Tensor names with their shapes, in the order the model asked for them.

@@ -224,11 +224,41 @@ fn rmbg14_64_in_f16_is_within_the_f16_tolerance() -> Result<()> {
     check_reduced("rmbg14-64", DType::F16, DType::F16)
 }
 
-/// candle's CPU matmul has no bf16, so a bf16 checkpoint is checked as the CPU runs it: loaded
-/// into f32. (bf16 compute is a GPU matter.)
+/// A bf16 checkpoint loaded into f32.
 #[test]
 fn rmbg14_64_from_a_bf16_checkpoint_is_within_the_bf16_tolerance() -> Result<()> {
     check_reduced("rmbg14-64", DType::BF16, DType::F32)
+}
+
+/// The CPU's bf16 mode (bf16 products on AMX tiles where the CPU has them, the reference
+/// kernel elsewhere; f32 around them), from f32 and bf16 checkpoints, judged by bf16's
+/// tolerance; its products really are bf16 (the mask moves off the f32 one).
+#[test]
+fn rmbg14_in_the_cpu_bf16_mode_is_within_the_bf16_tolerance() -> Result<()> {
+    let _path = conv_path(Some(isnet::cpu_conv::DEFAULT_WINOGRAD_MIN_PIXELS));
+    let (max_tol, mean_tol) = tolerance(DType::BF16);
+    for (name, file_dtype) in [
+        ("rmbg14-64", DType::BF16),
+        ("rmbg14-96x160", DType::BF16),
+        ("rmbg14-96x160", DType::F32),
+    ] {
+        let fx = Fixture::open(name)?;
+        let input = fx.input()?;
+        let bf16 = candle_core::Module::forward(&fx.model(file_dtype, DType::BF16)?, &input)?;
+        let f32 = candle_core::Module::forward(&fx.model(file_dtype, DType::F32)?, &input)?;
+        let (max, mean) = abs_diff(&bf16, fx.expected("mask")?)?;
+        let (moved, _) = abs_diff(&bf16, &f32)?;
+        eprintln!("{name} {file_dtype:?} file, CPU bf16 mode ({} kernel): mask max {max:.3e} mean {mean:.3e}", nobg_bf16::kernel().name());
+        assert!(
+            max <= max_tol && mean <= mean_tol,
+            "{name} {file_dtype:?}: mask max {max:.3e} (tol {max_tol:.0e}), mean {mean:.3e} (tol {mean_tol:.0e})"
+        );
+        assert!(
+            moved > 1e-6,
+            "{name}: the bf16 mode gave the f32 mask ({moved:.1e})"
+        );
+    }
+    Ok(())
 }
 
 #[test]
