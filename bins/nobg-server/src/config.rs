@@ -48,7 +48,8 @@ pub struct Args {
     /// Device of every model: cpu, cuda[:N], metal[:N].
     #[arg(long, env = "NOBG_DEVICE")]
     pub device: Option<String>,
-    /// Compute type: f32, f16, bf16.
+    /// Compute type: f32, f16, bf16 or auto (bf16 on CPUs with AMX-BF16, f32 on other CPUs,
+    /// f16 on a GPU) [default: auto].
     #[arg(long, env = "NOBG_DTYPE")]
     pub dtype: Option<String>,
     /// Map a Runware AIR id to a loaded model, `AIR=MODEL` (repeatable; adds to the built-in map).
@@ -223,7 +224,7 @@ impl Default for ServerConfig {
             models: Vec::new(),
             default_model: None,
             device: "cpu".into(),
-            dtype: "f32".into(),
+            dtype: "auto".into(),
             air_map: default_air_map(),
             api_keys: Vec::new(),
             storage_dir: std::env::temp_dir().join("nobg-server"),

@@ -138,9 +138,10 @@ pub struct ModelArgs {
     /// cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "cpu")]
     pub device: Device,
-    /// f32, f16 or bf16 [default: f32 on CPU, f16 on a GPU].
-    #[arg(long)]
-    pub dtype: Option<DType>,
+    /// f32, f16, bf16 or auto: bf16 on CPUs with AMX-BF16 (bf16 matrix products, f32
+    /// elsewhere), f32 on other CPUs, f16 on a GPU.
+    #[arg(long, default_value = "auto")]
+    pub dtype: DType,
 }
 
 impl ModelArgs {
@@ -168,11 +169,9 @@ impl ModelArgs {
         (name.clone(), ModelSpec::Preset(name))
     }
 
+    /// The compute type, `auto` resolved for the device.
     pub fn dtype(&self) -> DType {
-        self.dtype.unwrap_or(match self.device {
-            Device::Cpu => DType::F32,
-            Device::Cuda(_) | Device::Metal(_) => DType::F16,
-        })
+        self.dtype.resolve(self.device)
     }
 }
 

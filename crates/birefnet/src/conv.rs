@@ -217,14 +217,6 @@ impl CustomOp2 for FastConv {
         }
         let (oh, ow) = (h + 2 * pad - k + 1, w + 2 * pad - k + 1);
         let plane_out = oh * ow;
-        let mut out = vec![0f32; b * out_c * plane_out];
-        if let Some(bias) = &self.bias {
-            for (plane, &v) in out.chunks_mut(plane_out).zip(bias.iter().cycle()) {
-                plane.fill(v);
-            }
-        }
-        let read_dst = self.bias.is_some();
-        let threads = rayon::current_num_threads();
         if let Some(tiles) = &self.bf16 {
             let geometry = BandGeometry {
                 c,
@@ -235,9 +227,17 @@ impl CustomOp2 for FastConv {
                 oh,
                 ow,
             };
-            bf16_bands(input, tiles, &geometry, b, &mut out, read_dst)?;
+            let out = bf16_bands(input, tiles, self.bias.as_deref(), &geometry, b);
             return Ok((CpuStorage::F32(out), Shape::from((b, out_c, oh, ow))));
         }
+        let mut out = vec![0f32; b * out_c * plane_out];
+        if let Some(bias) = &self.bias {
+            for (plane, &v) in out.chunks_mut(plane_out).zip(bias.iter().cycle()) {
+                plane.fill(v);
+            }
+        }
+        let read_dst = self.bias.is_some();
+        let threads = rayon::current_num_threads();
 
         if k == 1 && pad == 0 {
             // A plain GEMM per image: [Cout, C] x [C, H*W].
@@ -329,27 +329,25 @@ struct BandGeometry {
     ow: usize,
 }
 
-/// Values of f32 columns per band on the bf16 path: the columns and their bf16 copy stay in
-/// L2 (~1.5 MiB together).
+/// Column values per band on the bf16 path: their bf16 panels (2 bytes each) and the band's
+/// output stay in L2.
 const BF16_BAND_VALUES: usize = 256 * 1024;
 
 thread_local! {
-    /// One band's columns (f32, then packed as bf16 panels), reused by every band a thread runs.
-    static BF16_COLUMNS: std::cell::RefCell<(Vec<f32>, Buffer)> =
-        std::cell::RefCell::new((Vec::new(), Buffer::new()));
+    /// One band's columns as bf16 panels, reused by every band a thread runs.
+    static BF16_COLUMNS: std::cell::RefCell<Buffer> = std::cell::RefCell::new(Buffer::new());
 }
 
-/// The convolution as bf16 products: per band of output pixels, the columns are built in f32,
-/// packed as bf16 panels, and `weight [Cout, C*k*k] x columns` is added to the output (which
-/// holds the bias). A 1x1 convolution packs its input rows directly.
+/// The convolution as bf16 products: per band of output pixels, the im2col columns are built
+/// two rows at a time straight into bf16 panels, and `weight [Cout, C*k*k] x columns` lands in
+/// the output through an epilogue that adds the bias, so the output is written once.
 fn bf16_bands(
     input: &[f32],
     tiles: &TileRows,
+    bias: Option<&[f32]>,
     g: &BandGeometry,
     batch: usize,
-    out: &mut [f32],
-    read_dst: bool,
-) -> Result<()> {
+) -> Vec<f32> {
     let (rows, out_c) = (tiles.cols(), tiles.rows());
     let plane_in = g.h * g.w;
     let plane_out = g.oh * g.ow;
@@ -364,31 +362,54 @@ fn bf16_bands(
         let band_rows = (target / g.ow).clamp(1, g.oh);
         (band_rows * g.ow, g.oh.div_ceil(band_rows))
     };
+    let mut out = Vec::<f32>::with_capacity(batch * out_c * plane_out);
     let out_ptr = SyncPtr(out.as_mut_ptr());
-    (0..batch * bands).into_par_iter().try_for_each(|task| {
+    let epilogue = BiasEpilogue { bias };
+    (0..batch * bands).into_par_iter().for_each(|task| {
         let (img, band) = (task / bands, task % bands);
         let p0 = band * band_px;
         let pixels = band_px.min(plane_out - p0);
         let image = &input[img * g.c * plane_in..][..g.c * plane_in];
-        BF16_COLUMNS.with(|scratch| -> Result<()> {
-            let (columns, packed) = &mut *scratch.borrow_mut();
+        BF16_COLUMNS.with(|packed| {
+            let packed = &mut *packed.borrow_mut();
             let panels = if pointwise {
                 nobg_bf16::pack_panels_into(&image[p0..], rows, pixels, plane_in, packed)
             } else {
-                columns.resize(rows * pixels, 0.0);
-                let (y0, n_rows) = (p0 / g.ow, pixels / g.ow);
-                fill_columns(image, (g.h, g.w), g.k, g.pad, y0, n_rows, g.ow, columns);
-                nobg_bf16::pack_panels_into(columns, rows, pixels, pixels, packed)
+                let y0 = p0 / g.ow;
+                nobg_bf16::pack_panels_with(rows, pixels, packed, |r, line| {
+                    fill_column_row(image, (g.h, g.w), g.k, g.pad, y0, g.ow, r, line)
+                })
             };
             // SAFETY: band `task` writes only pixels p0..p0+pixels of every output plane of
-            // image `img`; no two tasks share an element, and the rows lie inside `out`.
+            // image `img` (inside `out`'s allocation); no two tasks share an element, and the
+            // epilogue writes all of them.
             unsafe {
                 let dst = out_ptr.get().add(img * out_c * plane_out + p0);
-                nobg_bf16::gemm_unchecked(tiles.view(), panels, dst, plane_out, read_dst);
+                nobg_bf16::gemm_epilogue_unchecked(tiles.view(), panels, dst, plane_out, &epilogue);
             }
-            Ok(())
         })
-    })
+    });
+    // SAFETY: the bands cover every pixel of every output plane of every image.
+    unsafe { out.set_len(batch * out_c * plane_out) };
+    out
+}
+
+/// `out = product + bias[output channel]` (rows of the product are output channels).
+struct BiasEpilogue<'a> {
+    bias: Option<&'a [f32]>,
+}
+
+impl nobg_bf16::Epilogue for BiasEpilogue<'_> {
+    fn finish(&self, mut block: nobg_bf16::Block<'_>) {
+        let row = block.row;
+        for r in 0..block.rows {
+            let bias = self.bias.map_or(0.0, |b| b[row + r]);
+            let (product, out) = block.rows_mut(r);
+            for (o, p) in out.iter_mut().zip(product) {
+                *o = p + bias;
+            }
+        }
+    }
 }
 
 /// im2col of output rows `y0 .. y0 + n_rows` of one image: row `(ch * k + i) * k + j` holds
@@ -406,23 +427,38 @@ fn fill_columns(
 ) {
     let pixels = n_rows * ow;
     for (r, col) in columns.chunks_mut(pixels).enumerate() {
-        let (ch, i, j) = (r / (k * k), r / k % k, r % k);
-        let plane = &image[ch * h * w..][..h * w];
-        // Output x reads input x + j - pad: valid for x in [x_lo, x_hi).
-        let x_lo = pad.saturating_sub(j).min(ow);
-        let x_hi = (w + pad).saturating_sub(j).min(ow).max(x_lo);
-        for (dy, line) in col.chunks_mut(ow).enumerate() {
-            let y = (y0 + dy + i) as isize - pad as isize;
-            if y < 0 || y >= h as isize {
-                line.fill(0.0);
-                continue;
-            }
-            line[..x_lo].fill(0.0);
-            line[x_hi..].fill(0.0);
-            if x_hi > x_lo {
-                let start = y as usize * w + x_lo + j - pad;
-                line[x_lo..x_hi].copy_from_slice(&plane[start..start + (x_hi - x_lo)]);
-            }
+        fill_column_row(image, (h, w), k, pad, y0, ow, r, col);
+    }
+}
+
+/// Row `r` of [`fill_columns`]: `col` holds whole output rows from `y0` on.
+#[allow(clippy::too_many_arguments)]
+fn fill_column_row(
+    image: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    pad: usize,
+    y0: usize,
+    ow: usize,
+    r: usize,
+    col: &mut [f32],
+) {
+    let (ch, i, j) = (r / (k * k), r / k % k, r % k);
+    let plane = &image[ch * h * w..][..h * w];
+    // Output x reads input x + j - pad: valid for x in [x_lo, x_hi).
+    let x_lo = pad.saturating_sub(j).min(ow);
+    let x_hi = (w + pad).saturating_sub(j).min(ow).max(x_lo);
+    for (dy, line) in col.chunks_mut(ow).enumerate() {
+        let y = (y0 + dy + i) as isize - pad as isize;
+        if y < 0 || y >= h as isize {
+            line.fill(0.0);
+            continue;
+        }
+        line[..x_lo].fill(0.0);
+        line[x_hi..].fill(0.0);
+        if x_hi > x_lo {
+            let start = y as usize * w + x_lo + j - pad;
+            line[x_lo..x_hi].copy_from_slice(&plane[start..start + (x_hi - x_lo)]);
         }
     }
 }

@@ -61,7 +61,8 @@ impl RemoverBuilder {
         self
     }
 
-    /// The compute type of the models (default: f32).
+    /// The compute type of the models (default: f32; [`DType::Auto`] picks the fastest one
+    /// within the reduced-precision tolerances for the device, as the CLI and server do).
     pub fn dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;
         self
@@ -149,9 +150,10 @@ impl RemoverBuilder {
             max_wait: self.max_batch_wait,
         };
         let mut models = Vec::with_capacity(self.models.len());
+        let dtype = self.dtype.resolve(self.device);
         for (i, (name, spec)) in self.models.into_iter().enumerate() {
-            let model = crate::model::load(&spec, self.device, self.dtype)?;
-            tracing::info!(model = %name, config = spec.config_name(), device = %self.device, dtype = %self.dtype, "model loaded");
+            let model = crate::model::load(&spec, self.device, dtype)?;
+            tracing::info!(model = %name, config = spec.config_name(), device = %self.device, %dtype, requested = %self.dtype, "model loaded");
             let info = ModelInfo {
                 name: name.clone(),
                 config: spec.config_name().to_string(),

@@ -159,13 +159,29 @@ impl FromStr for Device {
 /// The floating-point type the model computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DType {
-    /// 32-bit float: exact, the only sensible choice on CPU.
+    /// 32-bit float: exact.
     #[default]
     F32,
-    /// 16-bit float (GPU).
+    /// 16-bit float (GPU; on a CPU, slow).
     F16,
-    /// bfloat16 (GPU).
+    /// bfloat16. On a CPU, a mixed mode: the matrix products take bf16 operands and
+    /// accumulate in f32 (on AMX tiles where the CPU has them), all else stays f32.
     Bf16,
+    /// The fastest type within the fixtures' reduced-precision tolerances for the device:
+    /// bf16 on CPUs with AMX-BF16, f32 on other CPUs, f16 on a GPU ([`DType::resolve`]).
+    Auto,
+}
+
+impl DType {
+    /// The type [`DType::Auto`] stands for on `device`; other types are themselves.
+    pub fn resolve(self, device: Device) -> DType {
+        match (self, device) {
+            (DType::Auto, Device::Cpu) if nobg_bf16::amx_usable() => DType::Bf16,
+            (DType::Auto, Device::Cpu) => DType::F32,
+            (DType::Auto, Device::Cuda(_) | Device::Metal(_)) => DType::F16,
+            (other, _) => other,
+        }
+    }
 }
 
 impl fmt::Display for DType {
@@ -174,6 +190,7 @@ impl fmt::Display for DType {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::Bf16 => "bf16",
+            DType::Auto => "auto",
         })
     }
 }
@@ -186,8 +203,9 @@ impl FromStr for DType {
             "f32" => Ok(DType::F32),
             "f16" => Ok(DType::F16),
             "bf16" => Ok(DType::Bf16),
+            "auto" => Ok(DType::Auto),
             other => Err(format!(
-                "unknown dtype `{other}` (expected f32, f16 or bf16)"
+                "unknown dtype `{other}` (expected f32, f16, bf16 or auto)"
             )),
         }
     }

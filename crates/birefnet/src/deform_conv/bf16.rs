@@ -1,7 +1,7 @@
 //! The deformable convolution with bf16 products (the CPU's bf16 mode), fused: per band of
 //! output pixels and per kernel tap, the tap's samples are located, the channels gathered
-//! (f32, as the f32 path does), packed as bf16 panels and multiplied by that tap's slice of
-//! the weight, accumulating into the output in f32. The band's columns for one tap stay in
+//! (f32, as the f32 path does) two at a time straight into bf16 panels and multiplied by that
+//! tap's slice of the weight, accumulating into the output in f32. The band's columns for one tap stay in
 //! L2 instead of the f32 path's full `[C*kh*kw, pixels]` buffer (up to 256 MiB a band).
 
 use std::cell::RefCell;
@@ -72,8 +72,7 @@ struct DeformConvBf16 {
 const BAND_VALUES: usize = 128 * 1024;
 
 thread_local! {
-    static SCRATCH: RefCell<(Vec<Sample<f32>>, Vec<f32>, Buffer)> =
-        RefCell::new((Vec::new(), Vec::new(), Buffer::new()));
+    static SCRATCH: RefCell<(Vec<Sample<f32>>, Buffer)> = RefCell::new((Vec::new(), Buffer::new()));
 }
 
 impl CustomOp3 for DeformConvBf16 {
@@ -112,7 +111,8 @@ impl CustomOp3 for DeformConvBf16 {
             .next_multiple_of(nobg_bf16::N_PANEL)
             .min(plane_out);
         let bands = plane_out.div_ceil(band);
-        let mut out = vec![0f32; g.batch * out_c * plane_out];
+        // Not zeroed: the first tap's product overwrites every element.
+        let mut out = Vec::<f32>::with_capacity(g.batch * out_c * plane_out);
         let out_ptr = SyncPtr(out.as_mut_ptr());
         (0..g.batch * bands).into_par_iter().for_each(|task| {
             let (b, band_i) = (task / bands, task % bands);
@@ -122,17 +122,16 @@ impl CustomOp3 for DeformConvBf16 {
             let offset_b = &offset[b * 2 * taps * plane_out..][..2 * taps * plane_out];
             let mask_b = &mask[b * taps * plane_out..][..taps * plane_out];
             SCRATCH.with(|scratch| {
-                let (samples, columns, packed) = &mut *scratch.borrow_mut();
+                let (samples, packed) = &mut *scratch.borrow_mut();
                 samples.resize(pixels, Sample::zero());
-                columns.resize(c * pixels, 0.0);
                 for (tap, weight) in self.weight.taps.iter().enumerate() {
                     locate_tap(g, p0, tap, offset_b, mask_b, samples);
-                    for (ch, row) in columns.chunks_mut(pixels).enumerate() {
-                        gather(&input_b[ch * plane_in..][..plane_in], samples, row);
-                    }
-                    let panels = nobg_bf16::pack_panels_into(columns, c, pixels, pixels, packed);
+                    let panels = nobg_bf16::pack_panels_with(c, pixels, packed, |ch, row| {
+                        gather(&input_b[ch * plane_in..][..plane_in], samples, row)
+                    });
                     // SAFETY: task (b, band) writes only pixels p0..p0+pixels of image b's
-                    // output planes; no two tasks share an element, and all lie in `out`.
+                    // output planes; no two tasks share an element, and all lie in `out`'s
+                    // allocation. Tap 0 writes them before any tap reads them.
                     unsafe {
                         let dst = out_ptr.get().add(b * out_c * plane_out + p0);
                         nobg_bf16::gemm_unchecked(weight.view(), panels, dst, plane_out, tap > 0);
@@ -140,6 +139,8 @@ impl CustomOp3 for DeformConvBf16 {
                 }
             });
         });
+        // SAFETY: the tasks cover every pixel of every output plane, and tap 0 wrote each.
+        unsafe { out.set_len(g.batch * out_c * plane_out) };
         Ok((
             CpuStorage::F32(out),
             Shape::from((g.batch, out_c, g.out_h, g.out_w)),

@@ -63,7 +63,8 @@ fn candle_device(device: Device) -> Result<candle_core::Device> {
 
 pub(crate) fn candle_dtype(dtype: DType) -> candle_core::DType {
     match dtype {
-        DType::F32 => candle_core::DType::F32,
+        // Resolved against the device before loading; a file written in "auto" is f32.
+        DType::F32 | DType::Auto => candle_core::DType::F32,
         DType::F16 => candle_core::DType::F16,
         DType::Bf16 => candle_core::DType::BF16,
     }
