@@ -104,9 +104,26 @@ pub struct SeaweedS3 {
 }
 
 impl SeaweedS3 {
+    /// Starts `weed mini` and waits for its S3 gateway. On a loaded 2-core machine a start can
+    /// stall (or lose a port to another test between the probe and the bind), so a start that
+    /// is not up within 60 s is killed and retried on fresh ports; the last try's log is in the
+    /// panic message.
     pub async fn start() -> Self {
         let weed = tokio::task::spawn_blocking(weed_binary).await.unwrap();
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match Self::try_start(&weed).await {
+                Ok(started) => return started,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("SeaweedFS S3 not ready after 3 starts; last log:\n{last_log}");
+    }
+
+    async fn try_start(weed: &Path) -> Result<Self, String> {
         let dir = scratch("weed");
+        let log_path = dir.join("weed.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let port = |_| free_port(Some(10000));
         let (master, volume, filer, s3, admin) = (port(0), port(1), port(2), port(3), port(4));
         let child = Command::new(weed)
@@ -121,7 +138,7 @@ impl SeaweedS3 {
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false"])
             .arg(format!("-bucket={BUCKET}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("weed runs");
         let process = Process(child);
@@ -137,17 +154,18 @@ impl SeaweedS3 {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if up {
-                break;
+                return Ok(Self {
+                    s3_port: s3,
+                    _process: process,
+                });
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "SeaweedFS S3 not ready"
-            );
+            if start.elapsed() > Duration::from_secs(60) {
+                drop(process);
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                return Err(tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Self {
-            s3_port: s3,
-            _process: process,
         }
     }
 
