@@ -25,7 +25,10 @@ pub enum Epilogue {
 
 #[derive(Debug, Clone)]
 pub struct TokenLinear {
-    inner: Linear,
+    /// candle's linear, for inputs of another dtype or device; `None` when the model was built
+    /// for bf16 products on the CPU, where only the bf16 panels are kept (no f32 copy).
+    inner: Option<Linear>,
+    bias: Option<Tensor>,
     epilogue: Epilogue,
     fast: Option<FastLinear>,
 }
@@ -33,8 +36,11 @@ pub struct TokenLinear {
 #[derive(Debug, Clone)]
 struct FastLinear {
     /// [K, N]: the checkpoint's [N, K] transposed once at load. gemm then reads it in place; as
-    /// [N, K] it repacked the whole weight for every band (~10% of a Swin-T forward pass).
+    /// [N, K] it repacked the whole weight for every band (~10% of a Swin-T forward pass). With
+    /// bf16 panels, a one-value stand-in broadcast to [K, N] (the ops take it as an argument).
     weight: Tensor,
+    k: usize,
+    n: usize,
     bias: Option<Vec<f32>>,
     epilogue: Epilogue,
     /// The weight as bf16 panels when the model was built for bf16 products
@@ -50,36 +56,47 @@ thread_local! {
 impl TokenLinear {
     pub fn new(inner: Linear, epilogue: Epilogue) -> Result<Self> {
         let weight = inner.weight();
+        let bias = inner.bias().cloned();
         if !(weight.dtype() == DType::F32 && weight.device().is_cpu()) {
             return Ok(Self {
-                inner,
+                inner: Some(inner),
+                bias,
                 epilogue,
                 fast: None,
             });
         }
-        let transposed = weight.t()?.contiguous()?;
-        let bf16 = match nobg_bf16::building() {
-            Matmul::F32 => None,
+        let (n, k) = weight.dims2()?;
+        let bias_values = bias
+            .as_ref()
+            .map(|b| b.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        let (weight, bf16, inner) = match nobg_bf16::building() {
+            Matmul::F32 => {
+                let transposed = weight.t()?.contiguous()?;
+                // candle's Linear reads the same storage through a transposed view: one copy
+                // of the weight, not two.
+                let inner = Linear::new(transposed.t()?, bias.clone());
+                (transposed, None, Some(inner))
+            }
             Matmul::Bf16 => {
-                let (n, k) = weight.dims2()?;
                 let w = weight.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-                Some(Arc::new(Panels::from_f32_transposed(&w, n, k, k)))
+                let panels = Arc::new(Panels::from_f32_transposed(&w, n, k, k));
+                let stand_in =
+                    Tensor::zeros(1, DType::F32, weight.device())?.broadcast_as((k, n))?;
+                (stand_in, Some(panels), None)
             }
         };
         let fast = Some(FastLinear {
-            weight: transposed.clone(),
-            bias: inner
-                .bias()
-                .map(|b| b.flatten_all()?.to_vec1::<f32>())
-                .transpose()?,
+            weight,
+            k,
+            n,
+            bias: bias_values,
             epilogue,
             bf16,
         });
-        // candle's Linear (for inputs of another dtype or device) reads the same storage
-        // through a transposed view: one copy of the weight, not two.
-        let inner = Linear::new(transposed.t()?, inner.bias().cloned());
         Ok(Self {
             inner,
+            bias,
             epilogue,
             fast,
         })
@@ -101,7 +118,7 @@ impl TokenLinear {
     }
 
     pub fn bias(&self) -> Option<&Tensor> {
-        self.inner.bias()
+        self.bias.as_ref()
     }
 
     fn fast_for(&self, x: &Tensor) -> Option<&FastLinear> {
@@ -137,7 +154,14 @@ impl Module for TokenLinear {
         match self.fast_for(x) {
             Some(fast) => x.contiguous()?.apply_op2_no_bwd(&fast.weight, fast),
             None => {
-                let y = self.inner.forward(x)?;
+                let Some(inner) = &self.inner else {
+                    bail!(
+                        "token linear: built for bf16 products on the CPU, given a {:?} input on {:?}",
+                        x.dtype(),
+                        x.device().location()
+                    );
+                };
+                let y = inner.forward(x)?;
                 match self.epilogue {
                     Epilogue::None => Ok(y),
                     Epilogue::Gelu => y.gelu_erf(),
@@ -150,7 +174,7 @@ impl Module for TokenLinear {
 fn out_shape(x: &Tensor, fast: &FastLinear) -> Result<Shape> {
     let mut dims = x.dims().to_vec();
     match dims.last_mut() {
-        Some(last) => *last = fast.weight.dim(1)?,
+        Some(last) => *last = fast.n,
         None => bail!("token linear: a scalar input"),
     }
     Ok(Shape::from(dims))
@@ -166,8 +190,10 @@ impl FastLinear {
         residual: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(x, x_l, "token linear: input")?;
-        let w = f32_slice(w, w_l, "token linear: weight")?;
-        let (k, n) = w_l.shape().dims2()?;
+        let (k, n) = (self.k, self.n);
+        if w_l.shape().dims2()? != (k, n) {
+            bail!("token linear: weight {:?}, expected {k}x{n}", w_l.shape());
+        }
         let dims = x_l.shape().dims();
         if dims.last() != Some(&k) {
             bail!("token linear: input {dims:?} for a {k}x{n} weight");
@@ -184,7 +210,10 @@ impl FastLinear {
         }
         let out = match &self.bf16 {
             Some(panels) => self.run_bf16(x, panels, k, n, residual),
-            None => self.run_f32(x, w, tokens, k, n, residual),
+            None => {
+                let w = f32_slice(w, w_l, "token linear: weight")?;
+                self.run_f32(x, w, tokens, k, n, residual)
+            }
         };
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
@@ -452,6 +481,39 @@ mod tests {
                 "m {m}"
             );
         }
+    }
+
+    #[test]
+    fn built_for_bf16_it_keeps_only_the_panels_and_matches_candle_within_bf16_rounding() {
+        let dev = Device::Cpu;
+        let (m, k, n) = (300, 96, 384);
+        let weight = Tensor::randn(0f32, 0.2, (n, k), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
+        let inner = Linear::new(weight, Some(bias));
+        let x = Tensor::randn(0f32, 1.0, (1, m, k), &dev).unwrap();
+        let residual = Tensor::randn(0f32, 1.0, (1, m, n), &dev).unwrap();
+        let reference = inner.forward(&x).unwrap();
+        let linear = nobg_bf16::build_with(Matmul::Bf16, || {
+            TokenLinear::new(inner, Epilogue::None).unwrap()
+        });
+        assert!(linear.inner.is_none());
+        let fast = linear.fast.as_ref().unwrap();
+        assert!(fast.bf16.is_some());
+        // The stand-in weight holds one value, not k * n.
+        assert_eq!(fast.weight.storage_and_layout().0.dtype(), DType::F32);
+        assert_eq!(fast.weight.stride(), &[0, 0]);
+        // Operands rounded to bf16 (relative 2^-9 each) over k = 96 terms of size ~0.2.
+        let out = linear.forward(&x).unwrap();
+        assert_eq!(out.dims(), &[1, m, n]);
+        let diff = max_abs_diff(&out, &reference);
+        assert!(diff > 0.0 && diff < 5e-2, "bf16 vs f32: {diff}");
+        let added = linear.forward_add(&x, &residual).unwrap();
+        let diff = max_abs_diff(&added, &(&reference + &residual).unwrap());
+        assert!(diff < 5e-2, "bf16 + residual vs f32: {diff}");
+        let err = linear
+            .forward(&x.to_dtype(DType::F16).unwrap())
+            .unwrap_err();
+        assert!(err.to_string().contains("built for bf16"), "{err}");
     }
 
     #[test]
