@@ -62,7 +62,7 @@ ROUNDS ?= 2
 bench-cpu:
 	@repo="$${BIREFNET_REPO:-target/BiRefNet.git}"; \
 	[ -d "$$repo" ] || git clone -q --bare https://github.com/ZhengPeng7/BiRefNet "$$repo"; \
-	BIREFNET_REPO="$$repo" crates/birefnet/benches/cpu_vs_pytorch.sh $(ROUNDS)
+	BIREFNET_REPO="$$repo" CPU_LEVEL="$(CPU_LEVEL)" crates/birefnet/benches/cpu_vs_pytorch.sh $(ROUNDS)
 
 lint:
 	$(CARGO) fmt --all -- --check

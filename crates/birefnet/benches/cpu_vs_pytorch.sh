@@ -14,6 +14,10 @@
 # dtypes (default: "f32 bf16" where the CPU has AMX-BF16, else "f32"). The PyTorch side
 # runs in a venv under target/ (CPU torch + torchvision and BiRefNet's imports from PyPI).
 # NOBG_FORWARD_TIME points at a prebuilt forward_time binary (default: built here, release).
+# CPU_LEVEL=avx2 measures, on an AVX-512 machine, what an AVX2-only CPU runs: nobg built without
+# its `avx512` feature (gemm's AVX2 micro-kernels, nobg's AVX2 twins), PyTorch with its AVX-512
+# dispatch capped at AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS),
+# f32 only.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -23,6 +27,15 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(swin_v1_t:512 swin_v1_t:1024 swin_v1_l:1024)
 threads=${THREADS:-2}
 iters=${ITERS:-3}
+features=()
+if [ "${CPU_LEVEL:-}" = avx2 ]; then
+    features=(--no-default-features)
+    DTYPES=f32
+    export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+elif [ -n "${CPU_LEVEL:-}" ]; then
+    echo "CPU_LEVEL is avx2 or unset" >&2
+    exit 2
+fi
 if [ -z "${DTYPES:-}" ]; then
     DTYPES=f32
     grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && DTYPES="f32 bf16"
@@ -39,7 +52,7 @@ fi
 
 nobg=${NOBG_FORWARD_TIME:-}
 if [ -z "$nobg" ]; then
-    cargo build -q --release -p birefnet --example forward_time
+    cargo build -q --release -p birefnet --example forward_time "${features[@]}"
     nobg=$target/release/examples/forward_time
 fi
 
@@ -72,6 +85,7 @@ for case in dict.fromkeys(r["run"]["case"] for r in rows):
                           "ratio": round(n / p, 3), "nobg_cpu_ms": nc, "pytorch_cpu_ms": pc,
                           "cpu_ratio": round(nc / pc, 3), "nobg_rss_mib": nr,
                           "pytorch_rss_mib": pr, "rss_ratio": round(nr / pr, 3),
+                          "simd": runs[0].get("simd"), "pytorch_simd": torch[0].get("simd"),
                           "rounds": len(runs)}))
 PY
 rm -f "$log"

@@ -91,6 +91,7 @@ def main() -> None:
                 {
                     "impl": "pytorch",
                     "torch": torch.__version__,
+                    "simd": torch.backends.cpu.get_cpu_capability().lower(),
                     "case": case,
                     "threads": args.threads,
                     "warmup_ms": round(warmup_ms, 1),

@@ -104,8 +104,9 @@ fn main() -> Result<()> {
         };
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         println!(
-            "{{\"case\":\"{case}\",\"device\":\"{}\",\"dtype\":\"{dtype:?}\",\"batch\":{batch},\"warmup_ms\":{warmup_ms:.1},\"median_ms\":{median:.1},\"cpu_ms\":{cpu_ms},\"backbone_full_res_ms\":{backbone_ms},\"mean_ms\":{mean:.1},\"images_per_s\":{:.3},\"peak_rss_mib\":{}}}",
+            "{{\"case\":\"{case}\",\"device\":\"{}\",\"dtype\":\"{dtype:?}\",\"batch\":{batch},\"simd\":\"{}\",\"warmup_ms\":{warmup_ms:.1},\"median_ms\":{median:.1},\"cpu_ms\":{cpu_ms},\"backbone_full_res_ms\":{backbone_ms},\"mean_ms\":{mean:.1},\"images_per_s\":{:.3},\"peak_rss_mib\":{}}}",
             device_name(&device),
+            birefnet::simd::level().name(),
             batch as f64 * 1e3 / median,
             peak_rss_mib().map_or("null".into(), |m| m.to_string()),
         );

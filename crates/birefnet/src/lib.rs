@@ -27,6 +27,7 @@ mod error;
 pub mod hub;
 pub mod model;
 pub mod ops;
+pub mod simd;
 pub mod swin;
 pub mod synthetic;
 pub mod trace;

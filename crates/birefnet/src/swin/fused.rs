@@ -274,15 +274,11 @@ impl FusedWindowAttention {
 fn softmax(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the twin is compiled for.
-            unsafe { softmax_avx512(row) };
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            unsafe { softmax_avx2(row) };
-            return;
+        match crate::simd::level() {
+            // SAFETY: `level` saw the features each twin is compiled for.
+            crate::simd::Level::Avx512 => return unsafe { softmax_avx512(row) },
+            crate::simd::Level::Avx2 => return unsafe { softmax_avx2(row) },
+            crate::simd::Level::Generic => {}
         }
     }
     softmax_generic(row);

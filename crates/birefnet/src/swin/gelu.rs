@@ -8,15 +8,11 @@
 pub fn gelu_erf_in_place(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the twin is compiled for.
-            unsafe { gelu_avx512(values) };
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            unsafe { gelu_avx2(values) };
-            return;
+        match crate::simd::level() {
+            // SAFETY: `level` saw the features each twin is compiled for.
+            crate::simd::Level::Avx512 => return unsafe { gelu_avx512(values) },
+            crate::simd::Level::Avx2 => return unsafe { gelu_avx2(values) },
+            crate::simd::Level::Generic => {}
         }
     }
     gelu_generic(values);
