@@ -2,9 +2,12 @@
 //! mode: `C (+)= A · B` with both operands rounded to bf16 once, when they are packed.
 //!
 //! On CPUs with AMX-BF16 (Intel Sapphire Rapids and later), where the OS grants the tile
-//! state, the products run on the tile units ([`Kernel::Amx`]); elsewhere a twin computes the
-//! same products through the `gemm` crate in f32 ([`Kernel::Reference`]), slower but with the
-//! same numbers up to the order of the f32 additions. `NOBG_AMX=0` forces the twin.
+//! state, the products run on the tile units ([`Kernel::Amx`]); on CPUs with AVX512-BF16 but
+//! no tiles (AMD Zen 4 and later), on its dot-product instruction ([`Kernel::Avx512Bf16`]);
+//! elsewhere a twin computes the same products through the `gemm` crate in f32
+//! ([`Kernel::Reference`]), slower but with the same numbers up to the order of the f32
+//! additions. `NOBG_AMX=0` forces the twin; `NOBG_AMX=dot` skips the tiles for the dot-product
+//! kernel.
 //!
 //! ```
 //! use nobg_bf16::{gemm, Panels, TileRows};
@@ -20,6 +23,8 @@
 mod amx;
 mod building;
 pub mod convert;
+#[cfg(target_arch = "x86_64")]
+mod dot;
 mod epilogue;
 mod layout;
 mod reference;
@@ -60,6 +65,8 @@ pub enum Error {
 pub enum Kernel {
     /// Intel AMX tiles (`tdpbf16ps`).
     Amx,
+    /// AVX512-BF16 dot products (`vdpbf16ps`) on the same packed operands.
+    Avx512Bf16,
     /// f32 products of the bf16 values through the `gemm` crate.
     Reference,
 }
@@ -68,6 +75,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Amx => "amx",
+            Kernel::Avx512Bf16 => "avx512bf16",
             Kernel::Reference => "reference",
         }
     }
@@ -77,13 +85,59 @@ impl Kernel {
 pub fn kernel() -> Kernel {
     static KERNEL: OnceLock<Kernel> = OnceLock::new();
     *KERNEL.get_or_init(|| {
-        let off = std::env::var("NOBG_AMX").is_ok_and(|v| v.trim() == "0");
-        if !off && amx_usable() {
-            Kernel::Amx
-        } else {
-            Kernel::Reference
+        let choice = std::env::var("NOBG_AMX").unwrap_or_default();
+        match choice.trim() {
+            "0" => Kernel::Reference,
+            "dot" => usable_kernels()[0].min_fast(Kernel::Avx512Bf16),
+            _ => usable_kernels()[0],
         }
     })
+}
+
+impl Kernel {
+    /// `self` unless it is faster than `cap` (AMX > AVX512-BF16 > reference).
+    fn min_fast(self, cap: Kernel) -> Kernel {
+        let rank = |k: Kernel| match k {
+            Kernel::Amx => 2,
+            Kernel::Avx512Bf16 => 1,
+            Kernel::Reference => 0,
+        };
+        if rank(self) > rank(cap) {
+            cap
+        } else {
+            self
+        }
+    }
+}
+
+/// The kernels this CPU can run, fastest first (the reference always last), whatever
+/// `NOBG_AMX` says.
+pub fn usable_kernels() -> Vec<Kernel> {
+    let mut kernels = Vec::new();
+    if amx_usable() {
+        kernels.push(Kernel::Amx);
+    }
+    if dot_usable() {
+        kernels.push(Kernel::Avx512Bf16);
+    }
+    kernels.push(Kernel::Reference);
+    kernels
+}
+
+/// Whether a kernel faster than the reference runs here (what the CPU's auto dtype asks).
+pub fn fast_kernel_usable() -> bool {
+    kernel() != Kernel::Reference
+}
+
+fn dot_usable() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        dot::usable()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Whether the tile units are there and usable, whatever `NOBG_AMX` says.
@@ -142,21 +196,37 @@ pub unsafe fn gemm_unchecked(
     ldc: usize,
     accumulate: bool,
 ) {
-    let (m, n, k) = (a.m, b.n, a.k);
-    if m == 0 || n == 0 {
+    gemm_on(kernel(), a, b, c, ldc, accumulate)
+}
+
+/// [`gemm_unchecked`] on a chosen kernel, for tests and benchmarks that compare them.
+///
+/// # Safety
+/// As [`gemm_unchecked`], and `kernel` must be one of [`usable_kernels`].
+pub unsafe fn gemm_on(
+    kernel: Kernel,
+    a: TileRowsRef,
+    b: PanelsRef,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    if a.m == 0 || b.n == 0 {
         return;
     }
-    if k == 0 {
+    if a.k == 0 {
         if !accumulate {
-            for r in 0..m {
-                std::slice::from_raw_parts_mut(c.add(r * ldc), n).fill(0.0);
+            for r in 0..a.m {
+                std::slice::from_raw_parts_mut(c.add(r * ldc), b.n).fill(0.0);
             }
         }
         return;
     }
-    match kernel() {
+    match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Amx => amx::gemm(a, b, c, ldc, accumulate, None),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Bf16 => dot::gemm(a, b, c, ldc, accumulate, None),
         _ => reference::gemm(a, b, c, ldc, accumulate),
     }
 }
@@ -175,13 +245,30 @@ pub unsafe fn gemm_epilogue_unchecked(
     ldc: usize,
     epilogue: &dyn Epilogue,
 ) {
+    gemm_epilogue_on(kernel(), a, b, c, ldc, epilogue)
+}
+
+/// [`gemm_epilogue_unchecked`] on a chosen kernel, for tests that compare them.
+///
+/// # Safety
+/// As [`gemm_unchecked`], and `kernel` must be one of [`usable_kernels`].
+pub unsafe fn gemm_epilogue_on(
+    kernel: Kernel,
+    a: TileRowsRef,
+    b: PanelsRef,
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &dyn Epilogue,
+) {
     let (m, n, k) = (a.m, b.n, a.k);
     if m == 0 || n == 0 {
         return;
     }
-    match kernel() {
+    match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Amx if k > 0 => amx::gemm(a, b, c, ldc, false, Some(epilogue)),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Bf16 if k > 0 => dot::gemm(a, b, c, ldc, false, Some(epilogue)),
         _ => {
             let mut product = vec![0f32; m * n];
             if k > 0 {

@@ -1,7 +1,9 @@
-//! The AMX kernel against its reference twin, and the twin against an f64 product of the same
-//! bf16 values, on shapes with every kind of ragged edge.
+//! Every kernel this CPU runs (AMX, AVX512-BF16) against the reference twin, and the twin
+//! against an f64 product of the same bf16 values, on shapes with every kind of ragged edge.
 
-use nobg_bf16::{bf16, gemm, gemm_reference, kernel, Kernel, Panels, TileRows};
+use nobg_bf16::{
+    bf16, gemm, gemm_on, gemm_reference, kernel, usable_kernels, Kernel, Panels, TileRows,
+};
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -85,10 +87,16 @@ fn the_reference_is_the_product_of_the_rounded_values() {
 }
 
 #[test]
-fn the_kernel_matches_the_reference_with_and_without_accumulation() {
-    if kernel() != Kernel::Amx {
-        eprintln!("no AMX here: the dispatch runs the reference itself");
+fn every_kernel_matches_the_reference_with_and_without_accumulation() {
+    let kernels = usable_kernels();
+    eprintln!("kernels here: {kernels:?}, dispatch: {:?}", kernel());
+    assert_eq!(kernels.last(), Some(&Kernel::Reference));
+    for &kernel in &kernels {
+        kernel_matches_the_reference(kernel);
     }
+}
+
+fn kernel_matches_the_reference(kernel: Kernel) {
     for (seed, &(m, n, k)) in SHAPES.iter().enumerate() {
         for accumulate in [false, true] {
             let a = values(m * k, seed as u64 + 100);
@@ -102,18 +110,31 @@ fn the_kernel_matches_the_reference_with_and_without_accumulation() {
             let start = values(m * ldc, 7);
             let mut fast = start.clone();
             let mut slow = start.clone();
-            gemm(pa.view(), pb.view(), &mut fast, ldc, accumulate).unwrap();
-            // SAFETY: `slow` holds the whole strided result.
-            unsafe { gemm_reference(pa.view(), pb.view(), slow.as_mut_ptr(), ldc, accumulate) };
+            // SAFETY: `fast` and `slow` hold the whole strided result; `kernel` is usable.
+            unsafe {
+                gemm_on(
+                    kernel,
+                    pa.view(),
+                    pb.view(),
+                    fast.as_mut_ptr(),
+                    ldc,
+                    accumulate,
+                );
+                gemm_reference(pa.view(), pb.view(), slow.as_mut_ptr(), ldc, accumulate);
+            }
             for i in 0..m {
                 for j in 0..ldc {
                     let (f, s) = (fast[i * ldc + j], slow[i * ldc + j]);
                     if j >= n {
-                        assert_eq!(f, start[i * ldc + j], "{m}x{n}x{k}: wrote past column n");
+                        assert_eq!(
+                            f,
+                            start[i * ldc + j],
+                            "{kernel:?} {m}x{n}x{k}: wrote past column n"
+                        );
                     } else {
                         assert!(
                             (f - s).abs() <= 2e-6 * (k as f32).sqrt() * (1.0 + s.abs()),
-                            "{m}x{n}x{k} acc={accumulate} at ({i}, {j}): {f} vs {s}"
+                            "{kernel:?} {m}x{n}x{k} acc={accumulate} at ({i}, {j}): {f} vs {s}"
                         );
                     }
                 }
@@ -162,6 +183,12 @@ impl nobg_bf16::Epilogue for Affine {
 
 #[test]
 fn an_epilogue_sees_the_product_and_writes_every_element() {
+    for kernel in usable_kernels() {
+        epilogue_on(kernel);
+    }
+}
+
+fn epilogue_on(kernel: Kernel) {
     for (seed, &(m, n, k)) in SHAPES.iter().enumerate() {
         let a = values(m * k, seed as u64 + 300);
         let b = values(k * n, seed as u64 + 400);
@@ -170,23 +197,23 @@ fn an_epilogue_sees_the_product_and_writes_every_element() {
             Panels::from_f32(&b, k, n, n),
         );
         let mut plain = vec![0f32; m * n];
-        gemm(pa.view(), pb.view(), &mut plain, n, false).unwrap();
         let ldc = n + 3;
         let mut c = vec![f32::NAN; m * ldc];
-        // SAFETY: `c` holds the whole strided result.
+        // SAFETY: `plain` and `c` hold their whole strided results; `kernel` is usable.
         unsafe {
-            nobg_bf16::gemm_epilogue_unchecked(pa.view(), pb.view(), c.as_mut_ptr(), ldc, &Affine)
+            gemm_on(kernel, pa.view(), pb.view(), plain.as_mut_ptr(), n, false);
+            nobg_bf16::gemm_epilogue_on(kernel, pa.view(), pb.view(), c.as_mut_ptr(), ldc, &Affine)
         };
         for i in 0..m {
             for j in 0..ldc {
                 let got = c[i * ldc + j];
                 if j >= n {
-                    assert!(got.is_nan(), "{m}x{n}x{k}: wrote past column n");
+                    assert!(got.is_nan(), "{kernel:?} {m}x{n}x{k}: wrote past column n");
                 } else {
                     let want = 2.0 * plain[i * n + j] + j as f32;
                     assert!(
                         (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{m}x{n}x{k} ({i},{j}): {got} vs {want}"
+                        "{kernel:?} {m}x{n}x{k} ({i},{j}): {got} vs {want}"
                     );
                 }
             }

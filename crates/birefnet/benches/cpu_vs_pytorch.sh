@@ -11,7 +11,7 @@
 #
 # CASE is BACKBONE:SIZE (default: swin_v1_t:512 swin_v1_t:1024 swin_v1_l:1024). THREADS (default
 # 2) sets both sides' thread count, ITERS (default 3) the timed passes per run, DTYPES nobg's
-# dtypes (default: "f32 bf16" where the CPU has AMX-BF16, else "f32"). The PyTorch side
+# dtypes (default: "f32 bf16" where the CPU has AMX-BF16 or AVX512-BF16, else "f32"). The PyTorch side
 # runs in a venv under target/ (CPU torch + torchvision and BiRefNet's imports from PyPI).
 # NOBG_FORWARD_TIME points at a prebuilt forward_time binary (default: built here, release).
 # CPU_LEVEL=avx2 measures, on an AVX-512 machine, what an AVX2-only CPU runs: nobg built without
@@ -38,7 +38,7 @@ elif [ -n "${CPU_LEVEL:-}" ]; then
 fi
 if [ -z "${DTYPES:-}" ]; then
     DTYPES=f32
-    grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && DTYPES="f32 bf16"
+    grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && DTYPES="f32 bf16"
 fi
 repo=${BIREFNET_REPO:?set BIREFNET_REPO to a clone of github.com/ZhengPeng7/BiRefNet}
 target=${CARGO_TARGET_DIR:-target}
