@@ -48,8 +48,8 @@ pub struct Args {
     /// Device of every model: cpu, cuda[:N], metal[:N].
     #[arg(long, env = "NOBG_DEVICE")]
     pub device: Option<String>,
-    /// Compute type: f32, f16, bf16 or auto (bf16 on CPUs with AMX-BF16, f32 on other CPUs,
-    /// f16 on a GPU) [default: auto].
+    /// Compute type: f32, f16, bf16 or auto (bf16 on CPUs with AMX-BF16 or AVX512-BF16, f32 on
+    /// other CPUs, f16 on a GPU) [default: auto].
     #[arg(long, env = "NOBG_DTYPE")]
     pub dtype: Option<String>,
     /// Map a Runware AIR id to a loaded model, `AIR=MODEL` (repeatable; adds to the built-in map).

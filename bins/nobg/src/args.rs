@@ -138,7 +138,7 @@ pub struct ModelArgs {
     /// cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "cpu")]
     pub device: Device,
-    /// f32, f16, bf16 or auto: bf16 on CPUs with AMX-BF16 (bf16 matrix products, f32
+    /// f32, f16, bf16 or auto: bf16 on CPUs with AMX-BF16 or AVX512-BF16 (bf16 matrix products, f32
     /// elsewhere), f32 on other CPUs, f16 on a GPU.
     #[arg(long, default_value = "auto")]
     pub dtype: DType,

@@ -8,7 +8,7 @@ use common::*;
 use nobg::{Input, ModelSpec, RemoveOptions, Remover};
 
 /// The library's `rmbg-1.4` mask (synthetic weights, seed 0) of `photo` at a 64x64 input, in
-/// the CLI's default dtype (`auto`: bf16 on CPUs with AMX-BF16).
+/// the CLI's default dtype (`auto`: bf16 on CPUs with AMX-BF16 or AVX512-BF16).
 fn library_mask(photo: &str) -> image::GrayImage {
     let remover = Remover::builder()
         .dtype(nobg::DType::Auto)

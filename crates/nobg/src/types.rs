@@ -165,10 +165,11 @@ pub enum DType {
     /// 16-bit float (GPU; on a CPU, slow).
     F16,
     /// bfloat16. On a CPU, a mixed mode: the matrix products take bf16 operands and
-    /// accumulate in f32 (on AMX tiles where the CPU has them), all else stays f32.
+    /// accumulate in f32 (on AMX tiles or AVX512-BF16 where the CPU has them), all else stays f32.
     Bf16,
     /// The fastest type within the fixtures' reduced-precision tolerances for the device:
-    /// bf16 on CPUs with AMX-BF16, f32 on other CPUs, f16 on a GPU ([`DType::resolve`]).
+    /// bf16 on CPUs with AMX-BF16 or AVX512-BF16, f32 on other CPUs, f16 on a GPU
+    /// ([`DType::resolve`]).
     Auto,
 }
 
@@ -176,7 +177,7 @@ impl DType {
     /// The type [`DType::Auto`] stands for on `device`; other types are themselves.
     pub fn resolve(self, device: Device) -> DType {
         match (self, device) {
-            (DType::Auto, Device::Cpu) if nobg_bf16::amx_usable() => DType::Bf16,
+            (DType::Auto, Device::Cpu) if nobg_bf16::fast_kernel_usable() => DType::Bf16,
             (DType::Auto, Device::Cpu) => DType::F32,
             (DType::Auto, Device::Cuda(_) | Device::Metal(_)) => DType::F16,
             (other, _) => other,
