@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FIXTURES := $(wildcard tests/fixtures/birefnet/*/)
 
-.PHONY: run test test-ui test-isnet-real demo-real test-full test-sdk test-dropin parity bench bench-cpu lint fmt check-backends fuzz-smoke soak
+.PHONY: gpu-bundle gpu-check run test test-ui test-isnet-real demo-real test-full test-sdk test-dropin parity bench bench-cpu lint fmt check-backends fuzz-smoke soak
 
 # Run the server and its web page on the default model: BiRefNet_lite on a CPU (BiRefNet on a
 # GPU), downloaded from the Hugging Face hub on first run; no token needed. With HF_TOKEN set
@@ -64,6 +64,18 @@ bench-cpu:
 	[ -d "$$repo" ] || git clone -q --bare https://github.com/ZhengPeng7/BiRefNet "$$repo"; \
 	BIREFNET_REPO="$$repo" CPU_LEVEL="$(CPU_LEVEL)" crates/birefnet/benches/cpu_vs_pytorch.sh $(ROUNDS)
 
+# The GPU check in one visit: `make gpu-bundle` here (Rust, no GPU: release binaries with
+# --features cuda, nvcc from PyPI wheels, the reference's code and wheels under
+# target/gpu-bundle), then `make gpu-check` on a GPU machine with that folder (no Rust needed):
+# the CUDA kernels' tests, parity in f32/f16/bf16, nobg vs PyTorch timings, one JSON line each.
+gpu-bundle:
+	@repo="$${BIREFNET_REPO:-target/BiRefNet.git}"; \
+	[ -d "$$repo" ] || git clone -q --bare https://github.com/ZhengPeng7/BiRefNet "$$repo"; \
+	BIREFNET_REPO="$$repo" tests/gpu/bundle.sh
+
+gpu-check:
+	tests/gpu/gpu_check.sh
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -73,9 +85,12 @@ fmt:
 
 # Compile the GPU back-ends where their toolchains exist, so GPU code cannot rot unseen.
 check-backends:
-	@if command -v nvcc >/dev/null 2>&1; then \
-		$(CARGO) check -p birefnet --features cuda --examples; \
-	else echo "check-backends: no CUDA toolkit (nvcc) on this machine: --features cuda not checked"; fi
+	@cuda=$$(ls -d target/cuda-venv/lib/python3*/site-packages/nvidia/cu13 2>/dev/null | head -1); \
+	if [ -n "$$cuda" ]; then cuda=$$(cd "$$cuda" && pwd); \
+		export PATH="$$cuda/bin:$$PATH" CUDA_PATH="$$cuda" CUDA_ROOT="$$cuda"; fi; \
+	if command -v nvcc >/dev/null 2>&1; then \
+		CUDA_COMPUTE_CAP=$${CUDA_COMPUTE_CAP:-90} $(CARGO) check -p birefnet --features cuda --examples --tests; \
+	else echo "check-backends: no nvcc (make gpu-bundle installs one from PyPI under target/cuda-venv): --features cuda not checked"; fi
 	@if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; then \
 		$(CARGO) check -p birefnet --features metal --target aarch64-apple-darwin; \
 	else echo "check-backends: target aarch64-apple-darwin not installed: --features metal not checked"; fi

@@ -1,7 +1,13 @@
-"""CPU forward time of the PyTorch reference (BiRefNet's own code, random weights), the
-baseline that `cpu_vs_pytorch.sh` runs beside nobg's `forward_time` example.
+"""Forward time of the PyTorch reference (BiRefNet's own code, random weights), the
+baseline that `cpu_vs_pytorch.sh` (CPU) and `tests/gpu/gpu_check.sh` (CUDA) run beside nobg's
+`forward_time` example.
 
-    python pytorch_forward.py --repo BIREFNET_GIT_DIR [--threads 2] [--iters 3] swin_v1_t:512
+    python pytorch_forward.py --repo BIREFNET_GIT_DIR [--threads 2] [--iters 3]
+        [--device cpu|cuda] [--dtype f32|f16] [--batch 1] swin_v1_t:512
+
+On CUDA, f16 is `.half()` on the model and the input (BiRefNet's own inference recipe), the
+time is measured after `torch.cuda.synchronize()`, and `peak_gpu_mib` is
+`torch.cuda.max_memory_allocated()`.
 
 BIREFNET_GIT_DIR is a clone (bare or not) of https://github.com/ZhengPeng7/BiRefNet. Its HEAD
 is exported into a temporary directory at run time; nothing of it is kept in this repository.
@@ -50,6 +56,9 @@ def main() -> None:
     parser.add_argument("--repo", required=True, help="git dir of ZhengPeng7/BiRefNet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", choices=["f32", "f16"], default="f32")
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("cases", nargs="+", help="BACKBONE:SIZE, e.g. swin_v1_t:512")
     args = parser.parse_args()
 
@@ -70,10 +79,18 @@ def main() -> None:
     torch.manual_seed(0)
     from models.birefnet import BiRefNet
 
-    model = BiRefNet(bb_pretrained=False).eval()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    model = BiRefNet(bb_pretrained=False).eval().to(device)
+    dtype = torch.float16 if args.dtype == "f16" else torch.float32
+    if dtype == torch.float16:
+        model = model.half()
     for case in args.cases:
         size = int(case.split(":")[1])
-        x = torch.randn(1, 3, size, size)
+        x = torch.randn(args.batch, 3, size, size).to(device=device, dtype=dtype)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
 
         def run() -> tuple[float, float]:
             wall, cpu = time.perf_counter(), time.process_time()
@@ -81,27 +98,31 @@ def main() -> None:
                 y = model(x)
             y = y[-1] if isinstance(y, (list, tuple)) else y
             float(y.flatten()[0])
+            if cuda:
+                torch.cuda.synchronize()
             return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
 
         warmup_ms, _ = run()
         runs = [run() for _ in range(args.iters)]
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        print(
-            json.dumps(
-                {
-                    "impl": "pytorch",
-                    "torch": torch.__version__,
-                    "simd": torch.backends.cpu.get_cpu_capability().lower(),
-                    "case": case,
-                    "threads": args.threads,
-                    "warmup_ms": round(warmup_ms, 1),
-                    "median_ms": round(statistics.median(r[0] for r in runs), 1),
-                    "cpu_ms": round(statistics.median(r[1] for r in runs), 1),
-                    "peak_rss_mib": peak_mib,
-                }
-            ),
-            flush=True,
-        )
+        line = {
+            "impl": "pytorch",
+            "torch": torch.__version__,
+            "device": args.device,
+            "dtype": args.dtype,
+            "batch": args.batch,
+            "simd": torch.backends.cpu.get_cpu_capability().lower(),
+            "case": case,
+            "threads": args.threads,
+            "warmup_ms": round(warmup_ms, 1),
+            "median_ms": round(statistics.median(r[0] for r in runs), 1),
+            "cpu_ms": round(statistics.median(r[1] for r in runs), 1),
+            "peak_rss_mib": peak_mib,
+        }
+        if cuda:
+            line["gpu"] = torch.cuda.get_device_name(device)
+            line["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) // (1 << 20)
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ fn main() -> Result<()> {
         // tell backbone time from decoder time.
         let run_backbone = || -> Result<f64> {
             let t = Instant::now();
-            let levels = model.backbone().forward(&x)?;
+            let levels = model.backbone().forward(&x.to_dtype(model.dtype())?)?;
             for level in &levels {
                 let _ = level
                     .flatten_all()?

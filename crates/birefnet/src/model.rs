@@ -47,6 +47,11 @@ impl BiRefNet {
         self.matmul
     }
 
+    /// The dtype [`BiRefNet::forward`] casts its input to, and the backbone takes.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     pub fn backbone(&self) -> &SwinTransformer {
         &self.bb
     }

@@ -1,5 +1,7 @@
 //! `deform_conv2d` against torchvision's outputs (fixtures made by
-//! `tests/fixtures/deform_conv/gen.py`), for the CPU kernel and the generic tensor-op path.
+//! `tests/fixtures/deform_conv/gen.py`), for the CPU kernel and the generic tensor-op path;
+//! with the `cuda` feature also for the CUDA kernel and the generic path on GPU 0 (`mod cuda`:
+//! those tests need a GPU and are built only for one).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,6 +26,18 @@ const CASES: &[&str] = &[
 /// Absolute tolerance for f32 against torchvision's f32 output (the brief's bound).
 const F32_TOLERANCE: f32 = 1e-5;
 
+/// The fixtures beside this file; from a prebuilt test binary run elsewhere (a GPU machine
+/// with a copy of the repository), `crates/birefnet/tests/fixtures/deform_conv` under the
+/// working directory.
+fn fixtures_dir() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deform_conv");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from("crates/birefnet/tests/fixtures/deform_conv")
+    }
+}
+
 struct Case {
     name: &'static str,
     tensors: HashMap<String, Tensor>,
@@ -32,9 +46,7 @@ struct Case {
 
 impl Case {
     fn load(name: &'static str) -> Result<Self> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/deform_conv")
-            .join(format!("{name}.safetensors"));
+        let path = fixtures_dir().join(format!("{name}.safetensors"));
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
             .with_context(|| format!("loading {}", path.display()))?;
         let spd = tensors
@@ -56,21 +68,23 @@ impl Case {
     }
 
     fn run(&self, dtype: DType, opts: DeformConv2dOptions) -> Result<Tensor> {
-        let cast = |key: &str| -> Result<Tensor> { Ok(self.get(key)?.to_dtype(dtype)?) };
-        let bias = self
-            .tensors
-            .get("bias")
-            .map(|b| b.to_dtype(dtype))
-            .transpose()?;
-        Ok(deform_conv2d_with(
-            &cast("input")?,
-            &cast("offset")?,
-            &cast("mask")?,
-            &cast("weight")?,
+        self.run_on(&Device::Cpu, dtype, opts)
+    }
+
+    /// The convolution on `device`, the result back on the CPU.
+    fn run_on(&self, device: &Device, dtype: DType, opts: DeformConv2dOptions) -> Result<Tensor> {
+        let cast = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
+        let bias = self.tensors.get("bias").map(cast).transpose()?;
+        let out = deform_conv2d_with(
+            &cast(self.get("input")?)?,
+            &cast(self.get("offset")?)?,
+            &cast(self.get("mask")?)?,
+            &cast(self.get("weight")?)?,
             bias.as_ref(),
             self.cfg,
             opts,
-        )?)
+        )?;
+        Ok(out.to_device(&Device::Cpu)?)
     }
 
     fn expected(&self) -> Result<&Tensor> {
@@ -97,10 +111,22 @@ fn options(implementation: Implementation, max_column_bytes: usize) -> DeformCon
 }
 
 fn check_f32(implementation: Implementation, max_column_bytes: usize) -> Result<()> {
+    check_f32_on(&Device::Cpu, implementation, max_column_bytes)
+}
+
+fn check_f32_on(
+    device: &Device,
+    implementation: Implementation,
+    max_column_bytes: usize,
+) -> Result<()> {
     let mut failures = Vec::new();
     for &name in CASES {
         let case = Case::load(name)?;
-        let got = case.run(DType::F32, options(implementation, max_column_bytes))?;
+        let got = case.run_on(
+            device,
+            DType::F32,
+            options(implementation, max_column_bytes),
+        )?;
         let err = max_abs_diff(&got, case.expected()?)?;
         if err > F32_TOLERANCE {
             failures.push(format!("{name}: max abs error {err:e}"));
@@ -113,6 +139,13 @@ fn check_f32(implementation: Implementation, max_column_bytes: usize) -> Result<
 #[test]
 fn cpu_kernel_matches_torchvision() -> Result<()> {
     check_f32(Implementation::CpuKernel, usize::MAX)
+}
+
+/// `Kernel` on CPU tensors is the CPU custom op.
+#[test]
+fn device_kernel_on_cpu_matches_torchvision() -> Result<()> {
+    check_f32(Implementation::Kernel, usize::MAX)?;
+    check_f32(Implementation::Kernel, 1)
 }
 
 #[test]
@@ -164,10 +197,22 @@ fn f64_matches_torchvision() -> Result<()> {
 /// only error left is rounding the output (computed in f32) to the half type:
 /// half an ulp, i.e. 2^-11 (f16) or 2^-8 (bf16) relative, plus f32 summation noise.
 fn check_half(dtype: DType, relative: f32) -> Result<()> {
+    for implementation in [Implementation::CpuKernel, Implementation::Generic] {
+        check_half_on(&Device::Cpu, implementation, dtype, relative)?;
+    }
+    Ok(())
+}
+
+fn check_half_on(
+    device: &Device,
+    implementation: Implementation,
+    dtype: DType,
+    relative: f32,
+) -> Result<()> {
     let case = Case::load("k3x3_dyadic")?;
     let expected = case.expected()?;
-    for implementation in [Implementation::CpuKernel, Implementation::Generic] {
-        let got = case.run(dtype, options(implementation, usize::MAX))?;
+    {
+        let got = case.run_on(device, dtype, options(implementation, usize::MAX))?;
         assert_eq!(got.dtype(), dtype);
         let got = got.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let want = expected.flatten_all()?.to_vec1::<f32>()?;
@@ -364,6 +409,75 @@ mod bad_shapes {
             *t = t.to_dtype(DType::U32)?;
         }
         assert_error(&o, PAD1, "unsupported dtype");
+        Ok(())
+    }
+}
+
+/// The CUDA kernel and the generic path on GPU 0 against the same torchvision outputs, with the
+/// CPU path's bounds. Built only with `--features cuda`; run on a GPU machine by
+/// `tests/gpu/gpu_check.sh`.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    fn gpu() -> Result<Device> {
+        Device::new_cuda(0).context("these tests need CUDA device 0")
+    }
+
+    #[test]
+    fn cuda_kernel_matches_torchvision() -> Result<()> {
+        check_f32_on(&gpu()?, Implementation::Kernel, usize::MAX)
+    }
+
+    #[test]
+    fn cuda_kernel_matches_torchvision_one_row_per_band() -> Result<()> {
+        check_f32_on(&gpu()?, Implementation::Kernel, 1)
+    }
+
+    #[test]
+    fn cuda_generic_path_matches_torchvision() -> Result<()> {
+        check_f32_on(&gpu()?, Implementation::Generic, usize::MAX)
+    }
+
+    #[test]
+    fn cuda_kernel_in_f64_matches_torchvision() -> Result<()> {
+        let case = Case::load("k3x3_pad1_boundary")?;
+        let got = case.run_on(
+            &gpu()?,
+            DType::F64,
+            options(Implementation::Kernel, usize::MAX),
+        )?;
+        assert_eq!(got.dtype(), DType::F64);
+        let err = max_abs_diff(&got, case.expected()?)?;
+        assert!(err <= F32_TOLERANCE, "{err:e}");
+        Ok(())
+    }
+
+    #[test]
+    fn cuda_kernel_in_f16_matches_f32_reference() -> Result<()> {
+        check_half_on(&gpu()?, Implementation::Kernel, DType::F16, 1.0 / 2048.0)
+    }
+
+    #[test]
+    fn cuda_kernel_in_bf16_matches_f32_reference() -> Result<()> {
+        check_half_on(&gpu()?, Implementation::Kernel, DType::BF16, 1.0 / 256.0)
+    }
+
+    /// The CUDA kernel and the CPU kernel build the same columns up to FMA contraction.
+    #[test]
+    fn cuda_kernel_agrees_with_the_cpu_kernel() -> Result<()> {
+        let gpu = gpu()?;
+        for &name in CASES {
+            let case = Case::load(name)?;
+            let cpu = case.run(DType::F32, options(Implementation::CpuKernel, usize::MAX))?;
+            let cuda = case.run_on(
+                &gpu,
+                DType::F32,
+                options(Implementation::Kernel, usize::MAX),
+            )?;
+            let err = max_abs_diff(&cpu, &cuda)?;
+            assert!(err <= 1e-5, "{name}: {err:e}");
+        }
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! CPU deformable im2col as a Candle custom op.
+//! CPU deformable im2col as a Candle custom op (its CUDA twin is in `super::cuda`).
 //!
 //! With one offset group every channel samples the same points, so the four corner
 //! indices and bilinear weights (already multiplied by the modulation mask) are computed
@@ -72,6 +72,20 @@ impl CustomOp3 for DeformIm2col {
         let g = &self.geo;
         let shape = Shape::from((g.batch, g.column_rows(), self.rows * g.out_w));
         Ok((storage, shape))
+    }
+
+    /// The CUDA twin, in `super::cuda`.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        input: &candle_core::CudaStorage,
+        input_l: &Layout,
+        offset: &candle_core::CudaStorage,
+        offset_l: &Layout,
+        mask: &candle_core::CudaStorage,
+        mask_l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.cuda(input, input_l, offset, offset_l, mask, mask_l)
     }
 }
 

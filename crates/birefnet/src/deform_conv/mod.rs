@@ -8,13 +8,16 @@
 //! row per channel and tap, one column per output pixel) are multiplied by the weight
 //! `[Cout, C*kh*kw]` in one matmul.
 //!
-//! Two ways to build the columns: a CPU custom op ([`cpu`]) and a composition of tensor
-//! ops valid on every backend ([`generic`]). The columns are built one band of output
+//! Three ways to build the columns: a custom op with a CPU kernel ([`cpu`]) and a CUDA
+//! kernel (`cuda`, with the `cuda` feature), and a composition of tensor ops valid on every
+//! backend ([`generic`]). The columns are built one band of output
 //! rows at a time so that their size stays under [`DeformConv2dOptions::max_column_bytes`]
 //! (the full buffer is `C*kh*kw*Ho*Wo` values: 3.3 GB for 256 channels, 7x7, 256x256).
 
 mod bf16;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod generic;
 mod geometry;
 
@@ -44,13 +47,26 @@ impl Default for DeformConv2dConfig {
 /// Which column builder to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Implementation {
-    /// The CPU kernel on CPU tensors, the generic tensor-op path elsewhere.
+    /// The CPU kernel on CPU tensors; on CUDA the generic path unless
+    /// `NOBG_CUDA_DEFORM=kernel` picks the CUDA kernel (see [`cuda_kernel_by_default`]); the
+    /// generic path elsewhere.
     #[default]
     Auto,
     /// The CPU custom op; an error for tensors on any other device.
     CpuKernel,
+    /// The custom op on the tensors' device: the CPU kernel, or the CUDA kernel (with the
+    /// `cuda` feature); an error on other devices.
+    Kernel,
     /// Tensor ops only; runs on every device.
     Generic,
+}
+
+/// Whether [`Implementation::Auto`] runs the CUDA kernel on CUDA tensors: only with
+/// `NOBG_CUDA_DEFORM=kernel`, until it has passed the fixtures on a GPU (the generic path
+/// has; `make gpu-check` runs both).
+pub fn cuda_kernel_by_default() -> bool {
+    cfg!(feature = "cuda")
+        && std::env::var("NOBG_CUDA_DEFORM").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"))
 }
 
 /// Default ceiling on the column buffer of one band of output rows (256 MiB).
@@ -111,19 +127,26 @@ pub fn deform_conv2d_with(
     opts: DeformConv2dOptions,
 ) -> Result<Tensor> {
     let geo = Geometry::validate(input, offset, mask, weight, bias, cfg)?;
-    let use_cpu_kernel = match opts.implementation {
-        Implementation::Auto => input.device().is_cpu(),
-        Implementation::CpuKernel if input.device().is_cpu() => true,
+    let device = input.device();
+    let kernel_here = device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda());
+    let use_kernel = match opts.implementation {
+        Implementation::Auto => device.is_cpu() || (device.is_cuda() && cuda_kernel_by_default()),
+        Implementation::CpuKernel if device.is_cpu() => true,
         Implementation::CpuKernel => {
             bail!("deform_conv2d: the CPU kernel was requested for a non-CPU tensor")
         }
+        Implementation::Kernel if kernel_here => true,
+        Implementation::Kernel => bail!(
+            "deform_conv2d: no deformable-im2col kernel for {device:?} in this build (CUDA needs \
+             the `cuda` feature)"
+        ),
         Implementation::Generic => false,
     };
     let out_dtype = input.dtype();
     let compute = compute_dtype(out_dtype);
     let weight = weight.to_dtype(compute)?;
-    let bands = if use_cpu_kernel {
-        cpu_kernel_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
+    let bands = if use_kernel {
+        kernel_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     } else {
         generic_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     };
@@ -149,8 +172,8 @@ pub fn deform_conv2d_with(
     out.to_dtype(out_dtype)
 }
 
-/// Per band, per batch item: `[Cout, rows*Wo]`, computed with the CPU custom op.
-fn cpu_kernel_bands(
+/// Per band, per batch item: `[Cout, rows*Wo]`, computed with the custom op (CPU or CUDA).
+fn kernel_bands(
     geo: &Geometry,
     input: &Tensor,
     offset: &Tensor,
