@@ -89,7 +89,8 @@ check-backends:
 	if [ -n "$$cuda" ]; then cuda=$$(cd "$$cuda" && pwd); \
 		export PATH="$$cuda/bin:$$PATH" CUDA_PATH="$$cuda" CUDA_ROOT="$$cuda"; fi; \
 	if command -v nvcc >/dev/null 2>&1; then \
-		CUDA_COMPUTE_CAP=$${CUDA_COMPUTE_CAP:-90} $(CARGO) check -p birefnet --features cuda --examples --tests; \
+		CUDA_COMPUTE_CAP=$${CUDA_COMPUTE_CAP:-90} $(CARGO) check -p birefnet --features cuda --examples --tests && \
+		CUDA_COMPUTE_CAP=$${CUDA_COMPUTE_CAP:-90} $(CARGO) check -p nobg-server --features cudnn; \
 	else echo "check-backends: no nvcc (make gpu-bundle installs one from PyPI under target/cuda-venv): --features cuda not checked"; fi
 	@if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; then \
 		$(CARGO) check -p birefnet --features metal --target aarch64-apple-darwin; \

@@ -33,6 +33,12 @@ pub mod synthetic;
 pub mod trace;
 pub mod weights;
 
+/// The PTX of `kernels/*.cu`, compiled by build.rs.
+#[cfg(feature = "cuda")]
+mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}
+
 pub use config::{find_preset, preset, presets, Config, PatchOrder, Preset, SwinConfig};
 pub use error::{Error, Result};
 pub use model::BiRefNet;

@@ -12,10 +12,6 @@ use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape};
 
 use super::cpu::DeformIm2col;
 
-mod ptx {
-    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
-}
-
 /// Threads per block along the (tap, pixel) axis.
 const BLOCK: u32 = 256;
 /// Channels one thread fills from its sample: enough to amortise locating it, few enough to
@@ -192,9 +188,9 @@ impl Launch<'_> {
         let input = view(input.0, input.1, self.lens.input)?;
         let offset = view(offset.0, offset.1, self.lens.offset)?;
         let mask = view(mask.0, mask.1, self.lens.mask)?;
-        let func = self
-            .dev
-            .get_or_load_custom_func(kernel, "deform_im2col", ptx::DEFORM_IM2COL)?;
+        let func =
+            self.dev
+                .get_or_load_custom_func(kernel, "deform_im2col", crate::ptx::DEFORM_IM2COL)?;
         // SAFETY: the kernel writes every element: one thread per (batch, tap, pixel), each
         // covering its chunk of channels, and the chunks cover all channels.
         let columns = unsafe { self.dev.alloc::<A>(self.lens.columns)? };

@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 use super::linear::{Epilogue, TokenLinear};
 
 use super::fused::{self, FusedParams};
+use super::window_op::{self, WindowGeometry};
 
 #[derive(Debug, Clone)]
 pub struct WindowAttention {
@@ -18,8 +19,19 @@ pub struct WindowAttention {
     /// `relative_position_bias_table[relative_position_index]`, gathered once at load:
     /// [1, heads, N, N] with N = window_size².
     position_bias: Tensor,
-    /// Set for f32 on the CPU, where [`fused::window_attention`] replaces the tensor-op path.
-    fused: Option<Arc<FusedParams>>,
+    /// Set where one fused op replaces the tensor-op path of [`Self::forward`].
+    fused: Option<Fused>,
+    window_size: usize,
+}
+
+/// The fused forms of the attention, with the padding, shift and partition done by index.
+#[derive(Debug, Clone)]
+enum Fused {
+    /// f32 on the CPU: [`fused::window_attention`].
+    Cpu(Arc<FusedParams>),
+    /// CUDA with `NOBG_CUDA_ATTENTION=kernel`: [`window_op::window_attention`]. Holds `qkv`'s
+    /// bias (the q, k and v of a padded token) on the device.
+    Kernel { qkv_bias: Tensor },
 }
 
 impl WindowAttention {
@@ -38,12 +50,20 @@ impl WindowAttention {
         let qkv = TokenLinear::load(dim, dim * 3, true, Epilogue::None, vb.pp("qkv"))?;
         let scale = ((dim / num_heads) as f64).powf(-0.5);
         let fused = match (qkv.bias(), vb.device(), vb.dtype()) {
-            (Some(bias), Device::Cpu, DType::F32) => Some(Arc::new(FusedParams {
+            (Some(bias), Device::Cpu, DType::F32) => Some(Fused::Cpu(Arc::new(FusedParams {
                 qkv_bias: bias.to_vec1()?,
                 position_bias: position_bias.flatten_all()?.to_vec1()?,
                 heads: num_heads,
                 scale: scale as f32,
-            })),
+            }))),
+            (Some(bias), Device::Cuda(_), _)
+                if window_op::cuda_kernel_by_default()
+                    && window_op::kernel_supports(dim, num_heads, window_size) =>
+            {
+                Some(Fused::Kernel {
+                    qkv_bias: bias.contiguous()?,
+                })
+            }
             _ => None,
         };
         Ok(Self {
@@ -53,10 +73,11 @@ impl WindowAttention {
             scale,
             position_bias,
             fused,
+            window_size,
         })
     }
 
-    /// Whether [`Self::forward_tokens`] can run (f32 on the CPU).
+    /// Whether [`Self::forward_tokens_add`] can run: f32 on the CPU, or CUDA with the kernel.
     pub fn is_fused(&self) -> bool {
         self.fused.is_some()
     }
@@ -74,11 +95,34 @@ impl WindowAttention {
         shift: usize,
         residual: &Tensor,
     ) -> Result<Tensor> {
-        let Some(params) = &self.fused else {
-            candle_core::bail!("fused window attention needs f32 weights on the CPU");
-        };
+        if window_size != self.window_size {
+            candle_core::bail!(
+                "window attention built for windows of {}, called with {window_size}",
+                self.window_size
+            );
+        }
         let qkv = self.qkv.forward(x)?;
-        let out = fused::window_attention(&qkv, params, h, w, window_size, shift)?;
+        let out = match &self.fused {
+            Some(Fused::Cpu(params)) => {
+                fused::window_attention(&qkv, params, h, w, window_size, shift)?
+            }
+            Some(Fused::Kernel { qkv_bias }) => window_op::window_attention(
+                &qkv,
+                qkv_bias,
+                &self.position_bias.squeeze(0)?,
+                WindowGeometry {
+                    height: h,
+                    width: w,
+                    window: window_size,
+                    shift,
+                    heads: self.num_heads,
+                    scale: self.scale as f32,
+                },
+            )?,
+            None => candle_core::bail!(
+                "fused window attention needs f32 weights on the CPU, or CUDA with the kernel"
+            ),
+        };
         self.proj.forward_add(&out, residual)
     }
 

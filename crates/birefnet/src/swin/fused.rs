@@ -101,18 +101,30 @@ pub(crate) fn window_attention(
     window_size: usize,
     shift: usize,
 ) -> Result<Tensor> {
-    let op = FusedWindowAttention {
-        params: params.clone(),
-        layout: WindowLayout::new(h, w, window_size, shift),
-        tokens: h * w,
-    };
+    let op = FusedWindowAttention::new(params.clone(), h, w, window_size, shift);
     qkv.apply_op1_no_bwd(&op)
 }
 
-struct FusedWindowAttention {
+pub(super) struct FusedWindowAttention {
     params: Arc<FusedParams>,
     layout: WindowLayout,
     tokens: usize,
+}
+
+impl FusedWindowAttention {
+    pub(super) fn new(
+        params: Arc<FusedParams>,
+        h: usize,
+        w: usize,
+        window_size: usize,
+        shift: usize,
+    ) -> Self {
+        Self {
+            params,
+            layout: WindowLayout::new(h, w, window_size, shift),
+            tokens: h * w,
+        }
+    }
 }
 
 impl CustomOp1 for FusedWindowAttention {
