@@ -19,12 +19,18 @@
 
 pub mod config;
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda_util;
 pub mod decoder;
 pub mod deform_conv;
 pub mod device;
+#[cfg(test)]
+mod emulation;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;
+#[cfg(any(test, feature = "cuda"))]
+mod launch;
 pub mod model;
 pub mod ops;
 pub mod simd;

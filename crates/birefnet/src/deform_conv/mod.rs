@@ -20,6 +20,8 @@ mod cpu;
 mod cuda;
 mod generic;
 mod geometry;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod launch;
 
 use candle_core::{bail, DType, Result, Tensor};
 

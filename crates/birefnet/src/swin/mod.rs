@@ -7,6 +7,8 @@ mod fused;
 mod gelu;
 mod linear;
 mod patch;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod window_launch;
 mod window_op;
 #[cfg(feature = "cuda")]
 mod window_op_cuda;
