@@ -19,8 +19,10 @@
 # memory.used during the run less its value before (both sides include their CUDA context).
 # Exits non-zero if a check fails.
 #
-# CASES (default below) and ITERS (default 10) set the timings, DTYPES and FIXTURES the parity
-# runs. DEVICE=cpu runs the same steps on the CPU (the kernels' CPU tests instead of the CUDA
+# CASES (default below, most wanted first) and ITERS (default 10) set the timings, DTYPES and
+# FIXTURES the parity runs. BUDGET_S (default 270) bounds the whole run: once it has gone by, the
+# remaining parity sets and timing cases are skipped, each with a {"skipped":…} line, so that a
+# visit with a fixed time limit still returns what it measured. DEVICE=cpu runs the same steps on the CPU (the kernels' CPU tests instead of the CUDA
 # ones, no GPU memory): a dry run of this script on a machine without a GPU, with small CASES.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +34,15 @@ py=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
+start=$SECONDS
+budget=${BUDGET_S:-270}
+over_budget() { # WHAT: true (and says so) once the budget has gone by
+    if [ $((SECONDS - start)) -ge "$budget" ]; then
+        echo "{\"skipped\":\"$1\",\"reason\":\"budget of ${budget}s used\"}"
+        return 0
+    fi
+    return 1
+}
 
 xz -dc "$bundle/bin.tar.xz" | tar -C "$work" -xf - || {
     echo "gpu_check: $bundle/bin.tar.xz missing or broken: run tests/gpu/bundle.sh first" >&2
@@ -110,24 +121,30 @@ for line in sys.stdin:
 binary() { # NAME KERNELS: the binary NAME for those kernels
     case $2 in *+cudnn) echo "$work/${1}_cudnn" ;; *) echo "$work/$1" ;; esac
 }
-parity_sets="kernel generic"
-[ "$cudnn" = 1 ] && parity_sets="$parity_sets kernel+cudnn"
-for kernels in $parity_sets; do
-    for dtype in ${DTYPES:-f32 f16 bf16}; do
-        env $(kernel_env "$kernels") "$(binary parity "$kernels")" --device "$device" --dtype "$dtype" \
-            ${FIXTURES:-tests/fixtures/birefnet/*/} 2>"$work/parity.err" | tag "$kernels" "$dtype" ||
-            {
-                # cuDNN is measured, not required: its f16 accumulates in f16.
-                case $kernels in *+cudnn) ;; *) status=1 ;; esac
-                tail -5 "$work/parity.err" >&2
-            }
-    done
+# The kernels in every dtype; the generic paths (which passed on a GPU before the kernels) and
+# cuDNN (measured, not adopted) in f16 only, to keep the visit short.
+parity_runs=""
+for dtype in ${DTYPES:-f32 f16 bf16}; do parity_runs="$parity_runs kernel:$dtype"; done
+parity_runs="$parity_runs generic:${GENERIC_DTYPE:-f16}"
+[ "$cudnn" = 1 ] && parity_runs="$parity_runs kernel+cudnn:${GENERIC_DTYPE:-f16}"
+for run in $parity_runs; do
+    kernels=${run%%:*} dtype=${run#*:}
+    over_budget "parity:$run" && continue
+    env $(kernel_env "$kernels") "$(binary parity "$kernels")" --device "$device" --dtype "$dtype" \
+        ${FIXTURES:-tests/fixtures/birefnet/*/} 2>"$work/parity.err" | tag "$kernels" "$dtype" ||
+        {
+            # cuDNN is measured, not required: its f16 accumulates in f16.
+            case $kernels in *+cudnn) ;; *) status=1 ;; esac
+            tail -5 "$work/parity.err" >&2
+        }
 done
 
 # 3. Timings. A case is BACKBONE:SIZE:DTYPE:BATCH:KERNELS, KERNELS one of kernel (both CUDA
 # kernels), deform, attention (that one only) or generic (neither), each with an optional
 # "+cudnn" (skipped where the bundle has no cuDNN build).
-cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:bf16:1:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f32:1:kernel+cudnn swin_v1_l:1024:f16:8:kernel swin_v1_t:1024:f16:1:kernel"}
+# The issue's targets first (Swin-L f16 and bf16, Swin-T f16, batch 8, f32), then what
+# explains them (the generic paths, each kernel alone, cuDNN).
+cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:bf16:1:kernel swin_v1_t:1024:f16:1:kernel swin_v1_l:1024:f16:8:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f32:1:kernel+cudnn"}
 gpu_peak() { # COMMAND... : runs it, prints its stdout, leaves the memory peak in $work/peak
     if ! command -v nvidia-smi >/dev/null || [ "$device" != cuda ]; then
         echo null > "$work/peak"
@@ -152,6 +169,7 @@ declare -A torch_runs
 for spec in $cases; do
     IFS=: read -r backbone size dtype batch kernels <<<"$spec"
     case $kernels in *+cudnn) [ "$cudnn" = 1 ] || continue ;; esac
+    over_budget "timing:$spec" && continue
     # shellcheck disable=SC2046 # kernel_env prints NAME=value words
     line=$(export $(kernel_env "$kernels") &&
         gpu_peak "$(binary forward_time "$kernels")" --device "$device" --dtype "$dtype" \

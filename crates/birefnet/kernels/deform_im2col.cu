@@ -1,7 +1,10 @@
 // Modulated deformable im2col (torchvision's deform_conv2d sampling, one offset group), the
 // CUDA twin of `DeformIm2col` in src/deform_conv/cpu.rs: the same tap-major column rows
 // (`tap * C + channel`), the same sample rule and the same order of the four products, so the
-// two back-ends build the same columns up to FMA contraction.
+// two back-ends build the same columns up to FMA contraction. Each sample is summed in the
+// compute type A (f32, or f64 for f64) and stored in the column type C: A itself, or for f16
+// and bf16 inputs their own type, which halves the columns and lets cuBLAS multiply them on
+// tensor cores (torchvision's f16 deform_conv2d holds its columns in f16 too).
 //
 // Grid: x over (tap, output pixel of the band), y over chunks of channels, z over the batch.
 // Each thread locates its sample once and reuses it for its chunk of channels; consecutive
@@ -20,6 +23,11 @@ template <typename A> __device__ __forceinline__ A load(const __nv_bfloat16 *p) 
     return (A)__bfloat162float(*p);
 }
 
+__device__ __forceinline__ void store(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store(double *p, double v) { *p = v; }
+__device__ __forceinline__ void store(__half *p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
 struct Geometry {
     uint32_t channels, height, width;
     uint32_t kernel_w, taps;
@@ -29,8 +37,8 @@ struct Geometry {
     uint32_t channels_per_thread;
 };
 
-template <typename T, typename A>
-__device__ void deform_im2col(const T *input, const T *offset, const T *mask, A *columns,
+template <typename T, typename A, typename C>
+__device__ void deform_im2col(const T *input, const T *offset, const T *mask, C *columns,
                               const Geometry g) {
     const uint32_t pixels = g.rows * g.out_w;
     const uint64_t work = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -79,24 +87,25 @@ __device__ void deform_im2col(const T *input, const T *offset, const T *mask, A 
     const uint32_t c0 = blockIdx.y * g.channels_per_thread;
     const uint32_t c1 = min(c0 + g.channels_per_thread, g.channels);
     const T *input_b = input + (uint64_t)b * g.channels * plane_in;
-    A *out = columns + (uint64_t)b * g.taps * g.channels * pixels +
+    C *out = columns + (uint64_t)b * g.taps * g.channels * pixels +
              ((uint64_t)tap * g.channels) * pixels + q;
     for (uint32_t c = c0; c < c1; ++c) {
         const T *plane = input_b + (uint64_t)c * plane_in;
-        out[(uint64_t)c * pixels] = weight[0] * load<A>(plane + index[0]) +
-                                    weight[1] * load<A>(plane + index[1]) +
-                                    weight[2] * load<A>(plane + index[2]) +
-                                    weight[3] * load<A>(plane + index[3]);
+        const A v = weight[0] * load<A>(plane + index[0]) + weight[1] * load<A>(plane + index[1]) +
+                    weight[2] * load<A>(plane + index[2]) + weight[3] * load<A>(plane + index[3]);
+        store(out + (uint64_t)c * pixels, v);
     }
 }
 
-#define DEFORM_IM2COL(NAME, T, A)                                                               \
+#define DEFORM_IM2COL(NAME, T, A, C)                                                            \
     extern "C" __global__ void NAME(const T *input, const T *offset, const T *mask,            \
-                                    A *columns, const Geometry g) {                            \
-        deform_im2col<T, A>(input, offset, mask, columns, g);                                  \
+                                    C *columns, const Geometry g) {                            \
+        deform_im2col<T, A, C>(input, offset, mask, columns, g);                               \
     }
 
-DEFORM_IM2COL(deform_im2col_f32, float, float)
-DEFORM_IM2COL(deform_im2col_f64, double, double)
-DEFORM_IM2COL(deform_im2col_f16, __half, float)
-DEFORM_IM2COL(deform_im2col_bf16, __nv_bfloat16, float)
+DEFORM_IM2COL(deform_im2col_f32, float, float, float)
+DEFORM_IM2COL(deform_im2col_f64, double, double, double)
+DEFORM_IM2COL(deform_im2col_f16, __half, float, float)
+DEFORM_IM2COL(deform_im2col_bf16, __nv_bfloat16, float, float)
+DEFORM_IM2COL(deform_im2col_f16_f16, __half, float, __half)
+DEFORM_IM2COL(deform_im2col_bf16_bf16, __nv_bfloat16, float, __nv_bfloat16)

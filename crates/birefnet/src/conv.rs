@@ -129,52 +129,60 @@ impl Conv2d {
     }
 }
 
-/// A convolution followed by an eval-mode BatchNorm. In f32 the BatchNorm's scale and shift
-/// are folded into the convolution's weight and bias at load, which saves two passes over
-/// the output; other dtypes keep them apart so that half-precision weights are not rounded
-/// again.
+/// A convolution followed by an eval-mode BatchNorm, folded into one convolution at load: the
+/// convolution is read in f32 (f64 for f64 runs), the BatchNorm's scale and shift (also f32)
+/// are folded into its weight and bias, and the result is cast to the run dtype once. That
+/// saves the BatchNorm's two passes over the output in every dtype, and a half-precision
+/// weight is rounded once, as the checkpoint's own would be.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
     conv: Conv2d,
-    bn: Option<BatchNorm2d>,
 }
 
 impl ConvBn {
-    pub fn new(conv: Conv2d, bn: BatchNorm2d) -> Result<Self> {
-        let weight = conv.inner.weight();
-        if weight.dtype() != DType::F32 {
-            return Ok(Self { conv, bn: Some(bn) });
-        }
-        let (scale, shift) = bn.scale_shift();
-        let (scale, shift) = (scale.flatten_all()?, shift.flatten_all()?);
+    /// `conv` builds the convolution from the VarBuilder it is given (`vb`, in the fold type).
+    pub fn load(
+        vb: VarBuilder,
+        conv: impl FnOnce(VarBuilder) -> Result<Conv2d>,
+        bn: BatchNorm2d,
+    ) -> Result<Self> {
+        let dtype = vb.dtype();
+        let fold = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let conv = conv(vb.set_dtype(fold))?;
+        let (scale, shift) = bn.scale_shift_f32();
+        let (scale, shift) = (scale.to_dtype(fold)?, shift.to_dtype(fold)?);
         let out_c = scale.dim(0)?;
-        let folded = weight.broadcast_mul(&scale.reshape((out_c, 1, 1, 1))?)?;
+        let weight = conv
+            .inner
+            .weight()
+            .broadcast_mul(&scale.reshape((out_c, 1, 1, 1))?)?;
         let bias = match conv.inner.bias() {
             Some(bias) => ((bias * &scale)? + &shift)?,
             None => shift,
         };
-        let inner = candle_nn::Conv2d::new(folded, Some(bias), conv.cfg);
+        let inner = candle_nn::Conv2d::new(
+            weight.to_dtype(dtype)?,
+            Some(bias.to_dtype(dtype)?),
+            conv.cfg,
+        );
         Ok(Self {
             conv: Conv2d::new(inner, conv.kernel, conv.cfg)?,
-            bn: None,
         })
     }
-}
 
-impl ConvBn {
-    /// The single convolution this is when the BatchNorm was folded into it (f32).
-    pub fn folded(&self) -> Option<&Conv2d> {
-        self.bn.is_none().then_some(&self.conv)
+    /// The single convolution this is.
+    pub fn folded(&self) -> &Conv2d {
+        &self.conv
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        match &self.bn {
-            Some(bn) => bn.forward(&y),
-            None => Ok(y),
-        }
+        self.conv.forward(x)
     }
 }
 

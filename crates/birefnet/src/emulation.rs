@@ -111,15 +111,15 @@ pub(crate) fn launch(
 
 /// Kernels of each source file the emulator is built with.
 fn kernels_of(source: &str) -> Result<Vec<&'static str>, String> {
-    use candle_core::DType::{BF16, F16, F32, F64};
+    use candle_core::DType::{BF16, F16, F32};
     let names: Vec<_> = match source {
         "window_attention.cu" => [F32, F16, BF16]
             .into_iter()
             .filter_map(crate::swin::window_launch::kernel_name)
             .collect(),
-        "deform_im2col.cu" => [F32, F64, F16, BF16]
+        "deform_im2col.cu" => crate::deform_conv::launch::KERNELS
             .into_iter()
-            .filter_map(crate::deform_conv::launch::kernel_name)
+            .filter_map(|(input, columns)| crate::deform_conv::launch::kernel_name(input, columns))
             .collect(),
         "emulation/conversions.cu" => vec!["convert_f32"],
         _ => return Err(format!("no emulator for kernels/{source}")),

@@ -110,6 +110,8 @@ impl CustomOp1 for ResizeAlignCorners {
 pub struct BatchNorm2d {
     scale: Tensor,
     shift: Tensor,
+    /// `[C]` scale and shift in f32, for folding into a preceding convolution.
+    terms_f32: (Tensor, Tensor),
 }
 
 impl BatchNorm2d {
@@ -128,12 +130,14 @@ impl BatchNorm2d {
         Ok(Self {
             scale: scale.to_dtype(dtype)?.reshape((1, channels, 1, 1))?,
             shift: shift.to_dtype(dtype)?.reshape((1, channels, 1, 1))?,
+            terms_f32: (scale, shift),
         })
     }
 
-    /// The per-channel (scale, shift) pair, for folding into a preceding convolution.
-    pub fn scale_shift(&self) -> (&Tensor, &Tensor) {
-        (&self.scale, &self.shift)
+    /// The per-channel `[C]` (scale, shift) pair in f32, whatever the run dtype, for folding
+    /// into a preceding convolution.
+    pub fn scale_shift_f32(&self) -> (&Tensor, &Tensor) {
+        (&self.terms_f32.0, &self.terms_f32.1)
     }
 }
 

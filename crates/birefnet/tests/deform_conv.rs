@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use birefnet::deform_conv::{
-    deform_conv2d, deform_conv2d_with, DeformConv2dConfig, DeformConv2dOptions, Implementation,
+    deform_conv2d, deform_conv2d_with, ColumnPrecision, DeformConv2dConfig, DeformConv2dOptions,
+    Implementation,
 };
 use candle_core::{DType, Device, Tensor};
 
@@ -107,6 +108,7 @@ fn options(implementation: Implementation, max_column_bytes: usize) -> DeformCon
     DeformConv2dOptions {
         implementation,
         max_column_bytes,
+        columns: ColumnPrecision::Auto,
     }
 }
 
@@ -209,10 +211,30 @@ fn check_half_on(
     dtype: DType,
     relative: f32,
 ) -> Result<()> {
+    check_half_columns_on(
+        device,
+        implementation,
+        dtype,
+        ColumnPrecision::Auto,
+        relative,
+    )
+}
+
+fn check_half_columns_on(
+    device: &Device,
+    implementation: Implementation,
+    dtype: DType,
+    columns: ColumnPrecision,
+    relative: f32,
+) -> Result<()> {
     let case = Case::load("k3x3_dyadic")?;
     let expected = case.expected()?;
     {
-        let got = case.run_on(device, dtype, options(implementation, usize::MAX))?;
+        let opts = DeformConv2dOptions {
+            columns,
+            ..options(implementation, usize::MAX)
+        };
+        let got = case.run_on(device, dtype, opts)?;
         assert_eq!(got.dtype(), dtype);
         let got = got.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let want = expected.flatten_all()?.to_vec1::<f32>()?;
@@ -237,6 +259,50 @@ fn bf16_matches_f32_reference() -> Result<()> {
     check_half(DType::BF16, 1.0 / 256.0)
 }
 
+/// Columns in the half type (as on CUDA, and in torchvision's f16 kernel), on the CPU. Each
+/// column value is rounded once more, so the bound is two roundings of the largest output:
+/// the column's (the product sums them, cancellation included) and the output's.
+#[test]
+fn half_columns_stay_within_two_roundings() -> Result<()> {
+    check_half_columns_scaled(&Device::Cpu, Implementation::CpuKernel)
+}
+
+fn check_half_columns_scaled(device: &Device, implementation: Implementation) -> Result<()> {
+    let case = Case::load("k3x3_dyadic")?;
+    let expected = case.expected()?;
+    let scale = expected.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    for (dtype, unit) in [(DType::F16, 1.0 / 2048.0), (DType::BF16, 1.0 / 256.0)] {
+        let opts = DeformConv2dOptions {
+            columns: ColumnPrecision::Input,
+            ..options(implementation, usize::MAX)
+        };
+        let got = case.run_on(device, dtype, opts)?;
+        assert_eq!(got.dtype(), dtype);
+        let err = max_abs_diff(&got, expected)?;
+        assert!(
+            err <= 2.0 * unit * scale,
+            "{dtype:?}: max abs error {err} for outputs up to {scale}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn half_columns_need_the_kernel() -> Result<()> {
+    let case = Case::load("k3x3_dyadic")?;
+    let opts = DeformConv2dOptions {
+        columns: ColumnPrecision::Input,
+        ..options(Implementation::Generic, usize::MAX)
+    };
+    let err = case.run(DType::F16, opts).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("need the kernel")),
+        "{err:?}"
+    );
+    Ok(())
+}
+
 /// Half-precision operands that are not exactly representable: the error then comes from
 /// rounding the operands (offsets move sample points), so the bound is loose and scaled
 /// by the output's magnitude.
@@ -246,12 +312,18 @@ fn half_precision_of_arbitrary_data_stays_close() -> Result<()> {
     let expected = case.expected()?;
     let scale = expected.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
     for (dtype, relative) in [(DType::F16, 2e-3), (DType::BF16, 2e-2)] {
-        let got = case.run(dtype, DeformConv2dOptions::default())?;
-        let err = max_abs_diff(&got, expected)?;
-        assert!(
-            err <= relative * scale,
-            "{dtype:?}: max abs error {err} for outputs up to {scale}"
-        );
+        for columns in [ColumnPrecision::F32, ColumnPrecision::Input] {
+            let opts = DeformConv2dOptions {
+                columns,
+                ..DeformConv2dOptions::default()
+            };
+            let got = case.run(dtype, opts)?;
+            let err = max_abs_diff(&got, expected)?;
+            assert!(
+                err <= relative * scale,
+                "{dtype:?} {columns:?}: max abs error {err} for outputs up to {scale}"
+            );
+        }
     }
     Ok(())
 }
@@ -453,14 +525,24 @@ mod cuda {
         Ok(())
     }
 
+    /// The default on CUDA: f16 and bf16 columns, multiplied on tensor cores.
     #[test]
-    fn cuda_kernel_in_f16_matches_f32_reference() -> Result<()> {
-        check_half_on(&gpu()?, Implementation::Kernel, DType::F16, 1.0 / 2048.0)
+    fn cuda_kernel_with_half_columns_stays_within_two_roundings() -> Result<()> {
+        check_half_columns_scaled(&gpu()?, Implementation::Kernel)
     }
 
     #[test]
-    fn cuda_kernel_in_bf16_matches_f32_reference() -> Result<()> {
-        check_half_on(&gpu()?, Implementation::Kernel, DType::BF16, 1.0 / 256.0)
+    fn cuda_kernel_with_f32_columns_matches_f32_reference() -> Result<()> {
+        for (dtype, relative) in [(DType::F16, 1.0 / 2048.0), (DType::BF16, 1.0 / 256.0)] {
+            check_half_columns_on(
+                &gpu()?,
+                Implementation::Kernel,
+                dtype,
+                ColumnPrecision::F32,
+                relative,
+            )?;
+        }
+        Ok(())
     }
 
     /// The CUDA kernel and the CPU kernel build the same columns up to FMA contraction.

@@ -5,7 +5,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::deform_conv::{deform_conv2d, deform_conv2d_bf16, DeformConv2dConfig, DeformWeightBf16};
-use crate::ops::{global_avg_pool, resize_bilinear, BatchNorm2d};
+use crate::ops::{global_avg_pool, BatchNorm2d};
 use crate::trace::Trace;
 use nobg_bf16::Matmul;
 use std::sync::Arc;
@@ -101,15 +101,14 @@ pub struct AsppDeformable {
     aspp_deforms: Vec<AsppBranch>,
     pool_conv: Conv2d,
     pool_bn: BatchNorm2d,
-    conv1_bn1: ConvBn,
-    split: Option<SplitConv1>,
+    /// `conv1` with `bn1` folded in, split per branch.
+    conv1: SplitConv1,
 }
 
 /// `conv1` (with `bn1` folded in) cut along its input channels, one 1x1 convolution per branch,
 /// so that the 1280-channel concatenation is never built (335 MB at 256²): a 1x1 convolution of
 /// a concatenation is the sum of the convolutions of its parts. The pooled branch is constant
-/// over the plane (a 1x1 map resized), so its part is a per-image bias. f32 only, like the
-/// BatchNorm folding it relies on.
+/// over the plane (a 1x1 map resized), so its part is a per-image bias.
 #[derive(Debug, Clone)]
 struct SplitConv1 {
     /// aspp1 and the deformable branches, in the concatenation's order, without bias.
@@ -119,10 +118,8 @@ struct SplitConv1 {
 }
 
 impl SplitConv1 {
-    fn new(conv1_bn1: &ConvBn, branches: usize) -> Result<Option<Self>> {
-        let Some(conv) = conv1_bn1.folded() else {
-            return Ok(None);
-        };
+    fn new(conv1_bn1: &ConvBn, branches: usize) -> Result<Self> {
+        let conv = conv1_bn1.folded();
         let part = |i: usize, bias: Option<Tensor>| {
             let w = conv
                 .weight()
@@ -130,12 +127,12 @@ impl SplitConv1 {
                 .contiguous()?;
             Conv2d::from_parts(w, bias, conv.config())
         };
-        Ok(Some(Self {
+        Ok(Self {
             spatial: (0..branches - 1)
                 .map(|i| part(i, None))
                 .collect::<Result<_>>()?,
             pooled: part(branches - 1, conv.bias().cloned())?,
-        }))
+        })
     }
 }
 
@@ -149,17 +146,12 @@ impl AsppDeformable {
             .map(|(i, &k)| AsppBranch::new(in_c, k, vb.pp("aspp_deforms").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         let branches = 2 + Self::KERNELS.len();
-        let conv1_bn1 = ConvBn::new(
-            conv2d_no_bias(
-                BRANCH_CHANNELS * branches,
-                in_c,
-                1,
-                Default::default(),
-                vb.pp("conv1"),
-            )?,
+        let conv1_bn1 = ConvBn::load(
+            vb.pp("conv1"),
+            |vb| conv2d_no_bias(BRANCH_CHANNELS * branches, in_c, 1, Default::default(), vb),
             BatchNorm2d::new(in_c, vb.pp("bn1"))?,
         )?;
-        let split = SplitConv1::new(&conv1_bn1, branches)?;
+        let conv1 = SplitConv1::new(&conv1_bn1, branches)?;
         Ok(Self {
             aspp1: AsppBranch::new(in_c, 1, vb.pp("aspp1"))?,
             aspp_deforms,
@@ -171,44 +163,14 @@ impl AsppDeformable {
                 vb.pp("global_avg_pool.1"),
             )?,
             pool_bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("global_avg_pool.2"))?,
-            conv1_bn1,
-            split,
+            conv1,
         })
     }
 
     /// Records the 7x7 deformable conv output (before its BatchNorm) as `{prefix}.deform7`.
+    /// Each branch is reduced to `conv1`'s output channels as soon as it is computed.
     pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace, prefix: &str) -> Result<Tensor> {
-        if let Some(split) = &self.split {
-            return self.forward_split(split, x, trace, prefix);
-        }
-        let (_, _, h, w) = x.dims4()?;
-        let mut branches = Vec::with_capacity(2 + self.aspp_deforms.len());
-        branches.push(self.aspp1.forward_traced(x, &mut Trace::off(), "")?);
-        for (branch, k) in self.aspp_deforms.iter().zip(Self::KERNELS) {
-            branches.push(branch.forward_traced(x, trace, &format!("{prefix}.deform{k}"))?);
-        }
-        let pooled = self.pooled(x)?;
-        branches.push(resize_bilinear(&pooled, h, w)?);
-        let x = Tensor::cat(&branches, 1)?;
-        // Dropout(0.5) follows in the reference: the identity in eval mode.
-        self.conv1_bn1.forward(&x)?.relu()
-    }
-
-    /// The global-pooling branch before its resize: [B, 256, 1, 1].
-    fn pooled(&self, x: &Tensor) -> Result<Tensor> {
-        let pooled = self.pool_conv.forward(&global_avg_pool(x)?)?;
-        self.pool_bn.forward(&pooled)?.relu()
-    }
-
-    /// As `forward_traced`, each branch reduced to `conv1`'s output channels as soon as it is
-    /// computed.
-    fn forward_split(
-        &self,
-        split: &SplitConv1,
-        x: &Tensor,
-        trace: &mut Trace,
-        prefix: &str,
-    ) -> Result<Tensor> {
+        let split = &self.conv1;
         let first = self.aspp1.forward_traced(x, &mut Trace::off(), "")?;
         let mut sum = split.spatial[0].forward(&first)?;
         drop(first);
@@ -221,7 +183,14 @@ impl AsppDeformable {
             let y = branch.forward_traced(x, trace, &format!("{prefix}.deform{k}"))?;
             sum = (sum + part.forward(&y)?)?;
         }
+        // Dropout(0.5) follows conv1 in the reference: the identity in eval mode.
         let pooled = split.pooled.forward(&self.pooled(x)?)?;
         sum.broadcast_add(&pooled)?.relu()
+    }
+
+    /// The global-pooling branch before its resize: [B, 256, 1, 1].
+    fn pooled(&self, x: &Tensor) -> Result<Tensor> {
+        let pooled = self.pool_conv.forward(&global_avg_pool(x)?)?;
+        self.pool_bn.forward(&pooled)?.relu()
     }
 }

@@ -31,13 +31,15 @@ pub struct BasicDecBlk {
 impl BasicDecBlk {
     pub fn new(in_c: usize, out_c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv_in: ConvBn::new(
-                conv3x3(in_c, INTER_CHANNELS, vb.pp("conv_in"))?,
+            conv_in: ConvBn::load(
+                vb.pp("conv_in"),
+                |vb| conv3x3(in_c, INTER_CHANNELS, vb),
                 BatchNorm2d::new(INTER_CHANNELS, vb.pp("bn_in"))?,
             )?,
             dec_att: AsppDeformable::new(INTER_CHANNELS, vb.pp("dec_att"))?,
-            conv_out: ConvBn::new(
-                conv3x3(INTER_CHANNELS, out_c, vb.pp("conv_out"))?,
+            conv_out: ConvBn::load(
+                vb.pp("conv_out"),
+                |vb| conv3x3(INTER_CHANNELS, out_c, vb),
                 BatchNorm2d::new(out_c, vb.pp("bn_out"))?,
             )?,
         })

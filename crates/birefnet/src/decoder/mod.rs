@@ -45,8 +45,9 @@ impl GradientAttention {
         };
         let gdt = vb.pp(format!("gdt_convs_{level}"));
         Ok(Self {
-            conv_bn: ConvBn::new(
-                conv2d(channels, GDT_CHANNELS, 3, pad1, gdt.pp("0"))?,
+            conv_bn: ConvBn::load(
+                gdt.pp("0"),
+                |vb| conv2d(channels, GDT_CHANNELS, 3, pad1, vb),
                 BatchNorm2d::new(GDT_CHANNELS, gdt.pp("1"))?,
             )?,
             attn: conv2d(

@@ -6,7 +6,7 @@
 //! then four gathers and a dot product of four.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape};
 use half::{bf16, f16};
 use num_traits::{AsPrimitive, Float};
 use rayon::prelude::*;
@@ -14,8 +14,9 @@ use rayon::prelude::*;
 use super::geometry::Geometry;
 
 /// Builds the columns for output rows `row_start .. row_start + rows` of every batch item:
-/// a `[B, kh*kw*C, rows*Wo]` tensor, f32 for f16/bf16/f32 inputs and f64 for f64 inputs.
-/// Operands are (input, offset, mask), all contiguous.
+/// a `[B, kh*kw*C, rows*Wo]` tensor of `columns`: f32 for f16/bf16/f32 inputs and f64 for f64
+/// inputs, or the input's own type for f16 and bf16 (each value summed in f32, then rounded
+/// once). Operands are (input, offset, mask), all contiguous.
 ///
 /// Rows are ordered tap-major (`tap * C + channel`), unlike torchvision's channel-major
 /// order, so that consecutive rows (one thread's share) reuse one tap's sample table from
@@ -24,6 +25,19 @@ pub(crate) struct DeformIm2col {
     pub geo: Geometry,
     pub row_start: usize,
     pub rows: usize,
+    pub columns: DType,
+}
+
+impl DeformIm2col {
+    /// The column types there are for `input` operands: the compute type, and the input's
+    /// own for f16 and bf16.
+    pub fn supports(input: DType, columns: DType) -> bool {
+        use DType::*;
+        matches!(
+            (input, columns),
+            (F32, F32) | (F64, F64) | (F16, F32) | (BF16, F32) | (F16, F16) | (BF16, BF16)
+        )
+    }
 }
 
 impl CustomOp3 for DeformIm2col {
@@ -41,6 +55,13 @@ impl CustomOp3 for DeformIm2col {
         mask_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         use CpuStorage as S;
+        if !Self::supports(input.dtype(), self.columns) {
+            bail!(
+                "deform-im2col: no {:?} columns for {:?} inputs",
+                self.columns,
+                input.dtype()
+            );
+        }
         let storage = match (input, offset, mask) {
             (S::F32(i), S::F32(o), S::F32(m)) => S::F32(self.run::<f32, f32>(
                 slice(i, input_l)?,
@@ -68,6 +89,11 @@ impl CustomOp3 for DeformIm2col {
                 o.dtype(),
                 m.dtype()
             ),
+        };
+        let storage = match (storage, self.columns) {
+            (S::F32(c), DType::F16) => S::F16(c.into_iter().map(f16::from_f32).collect()),
+            (S::F32(c), DType::BF16) => S::BF16(c.into_iter().map(bf16::from_f32).collect()),
+            (storage, _) => storage,
         };
         let g = &self.geo;
         let shape = Shape::from((g.batch, g.column_rows(), self.rows * g.out_w));

@@ -9,7 +9,7 @@ use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, DeviceRepr, PushKernelArg, ValidAsZeroBits,
 };
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
-use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape};
+use candle_core::{bail, CudaDevice, CudaStorage, DType, Layout, Result, Shape};
 
 use super::cpu::DeformIm2col;
 use super::launch::{kernel_name, Im2colLaunch};
@@ -29,16 +29,20 @@ impl DeformIm2col {
     ) -> Result<(CudaStorage, Shape)> {
         let plan = self.launch_plan()?;
         let dtype = input.dtype();
-        let Some(kernel) = kernel_name(dtype) else {
-            bail!("{OP} (cuda): no kernel for {dtype:?}");
+        let Some(kernel) = kernel_name(dtype, self.columns) else {
+            bail!(
+                "{OP} (cuda): no kernel for {dtype:?} with {:?} columns",
+                self.columns
+            );
         };
         let dev = &input.device;
         use CudaStorageSlice as S;
-        // f16 and bf16 are sampled into f32 columns, f32 and f64 into their own type.
+        // (operands, columns): f32 and f64 into their own type, f16 and bf16 into f32 or their
+        // own type.
         macro_rules! dispatch {
             ($(($v:ident, $t:ty, $out:ident, $a:ty)),*) => {
-                match (&input.slice, &offset.slice, &mask.slice) {
-                    $((S::$v(i), S::$v(o), S::$v(m)) => S::$out(launch::<$t, $a>(
+                match (&input.slice, &offset.slice, &mask.slice, self.columns) {
+                    $((S::$v(i), S::$v(o), S::$v(m), DType::$out) => S::$out(launch::<$t, $a>(
                         dev,
                         kernel,
                         &plan,
@@ -56,7 +60,9 @@ impl DeformIm2col {
             (F32, f32, F32, f32),
             (F64, f64, F64, f64),
             (F16, half::f16, F32, f32),
-            (BF16, half::bf16, F32, f32)
+            (BF16, half::bf16, F32, f32),
+            (F16, half::f16, F16, half::f16),
+            (BF16, half::bf16, BF16, half::bf16)
         );
         Ok((
             CudaStorage {

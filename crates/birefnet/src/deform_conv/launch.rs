@@ -113,16 +113,31 @@ impl DeformIm2col {
     }
 }
 
-/// The kernel for operands of `dtype` (its columns are f64 for f64, f32 otherwise).
-pub(crate) fn kernel_name(dtype: DType) -> Option<&'static str> {
-    match dtype {
-        DType::F32 => Some("deform_im2col_f32"),
-        DType::F64 => Some("deform_im2col_f64"),
-        DType::F16 => Some("deform_im2col_f16"),
-        DType::BF16 => Some("deform_im2col_bf16"),
+/// The kernel for operands of `input` and columns of `columns` (see
+/// [`DeformIm2col::supports`]).
+pub(crate) fn kernel_name(input: DType, columns: DType) -> Option<&'static str> {
+    use DType::*;
+    match (input, columns) {
+        (F32, F32) => Some("deform_im2col_f32"),
+        (F64, F64) => Some("deform_im2col_f64"),
+        (F16, F32) => Some("deform_im2col_f16"),
+        (BF16, F32) => Some("deform_im2col_bf16"),
+        (F16, F16) => Some("deform_im2col_f16_f16"),
+        (BF16, BF16) => Some("deform_im2col_bf16_bf16"),
         _ => None,
     }
 }
+
+/// Every (input, columns) pair with a kernel.
+#[cfg(test)]
+pub(crate) const KERNELS: [(DType, DType); 6] = [
+    (DType::F32, DType::F32),
+    (DType::F64, DType::F64),
+    (DType::F16, DType::F32),
+    (DType::BF16, DType::F32),
+    (DType::F16, DType::F16),
+    (DType::BF16, DType::BF16),
+];
 
 /// The kernel itself, run under the host emulation (`crate::emulation`) with this plan,
 /// against the CPU op's columns on the same inputs.
@@ -187,8 +202,9 @@ mod tests {
         (usize, usize),
     );
 
-    /// Largest |emulated - CPU op| over the columns of one case in one dtype.
-    fn max_error(case: Case, dtype: DType) -> candle_core::Result<f64> {
+    /// Largest |emulated - CPU op| over the columns of one case, for `dtype` operands and
+    /// `columns`.
+    fn max_error(case: Case, dtype: DType, columns: DType) -> candle_core::Result<f64> {
         let (batch, channels, height, width, k, stride, padding, dilation, band) = case;
         let dev = Device::Cpu;
         let cfg = DeformConv2dConfig {
@@ -234,14 +250,15 @@ mod tests {
             geo,
             row_start,
             rows,
+            columns,
         };
         let cpu = input.apply_op3_no_bwd(&offset, &mask, &op)?;
-        let columns_dtype = cpu.dtype();
+        assert_eq!(cpu.dtype(), columns);
         let cpu = cpu.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
 
         let plan = op.launch_plan()?;
-        let Some(kernel) = kernel_name(dtype) else {
-            candle_core::bail!("no kernel for {dtype:?}");
+        let Some(kernel) = kernel_name(dtype, columns) else {
+            candle_core::bail!("no kernel for {dtype:?} with {columns:?} columns");
         };
         let (i, o, m) = (
             device_bytes(&input)?,
@@ -262,15 +279,23 @@ mod tests {
                 Param::Input(&i),
                 Param::Input(&o),
                 Param::Input(&m),
-                Param::Output(plan.lens.columns * columns_dtype.size_in_bytes()),
+                Param::Output(plan.lens.columns * columns.size_in_bytes()),
                 Param::Value(&geometry),
             ],
         )
         .map_err(candle_core::Error::msg)?;
-        let emulated: Vec<f64> = match columns_dtype {
+        let emulated: Vec<f64> = match columns {
             DType::F64 => out[0]
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
+                .collect(),
+            DType::F16 => out[0]
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
+            DType::BF16 => out[0]
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
                 .collect(),
             _ => out[0]
                 .chunks_exact(4)
@@ -302,14 +327,15 @@ mod tests {
         (1, 33, 5, 6, 1, 1, 0, 1, (4, 1)),
     ];
 
-    fn check(dtype: DType, tolerance: f64) {
+    fn check(dtype: DType, columns: DType, tolerance: f64) {
         for case in CASES {
-            match max_error(case, dtype) {
+            match max_error(case, dtype, columns) {
                 Ok(err) => assert!(
                     err <= tolerance,
-                    "{dtype:?} {case:?}: max |kernel - cpu| = {err:e} > {tolerance:e}"
+                    "{dtype:?} -> {columns:?} {case:?}: max |kernel - cpu| = {err:e} > \
+                     {tolerance:e}"
                 ),
-                Err(e) => panic!("{dtype:?} {case:?}: {e}"),
+                Err(e) => panic!("{dtype:?} -> {columns:?} {case:?}: {e}"),
             }
         }
     }
@@ -317,21 +343,32 @@ mod tests {
     // Both sides sample in the same order in the same type; the margin is for FMA contraction.
     #[test]
     fn emulated_kernel_matches_the_cpu_op_in_f32() {
-        check(DType::F32, 1e-6);
+        check(DType::F32, DType::F32, 1e-6);
     }
 
     #[test]
     fn emulated_kernel_matches_the_cpu_op_in_f64() {
-        check(DType::F64, 1e-14);
+        check(DType::F64, DType::F64, 1e-14);
     }
 
     #[test]
     fn emulated_kernel_matches_the_cpu_op_in_f16() {
-        check(DType::F16, 1e-6);
+        check(DType::F16, DType::F32, 1e-6);
     }
 
     #[test]
     fn emulated_kernel_matches_the_cpu_op_in_bf16() {
-        check(DType::BF16, 1e-6);
+        check(DType::BF16, DType::F32, 1e-6);
+    }
+
+    /// One f32 sum per value on both sides, then one rounding to the half type: the same bits.
+    #[test]
+    fn emulated_kernel_matches_the_cpu_op_with_f16_columns() {
+        check(DType::F16, DType::F16, 0.0);
+    }
+
+    #[test]
+    fn emulated_kernel_matches_the_cpu_op_with_bf16_columns() {
+        check(DType::BF16, DType::BF16, 0.0);
     }
 }

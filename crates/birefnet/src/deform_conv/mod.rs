@@ -71,6 +71,20 @@ pub fn cuda_kernel_by_default() -> bool {
         && std::env::var("NOBG_CUDA_DEFORM").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"))
 }
 
+/// The type f16 and bf16 convolutions hold their columns in and multiply them with the weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColumnPrecision {
+    /// The input's own type on CUDA with the kernel (tensor-core products over half the
+    /// bytes, as torchvision's f16 `deform_conv2d` does), f32 everywhere else.
+    #[default]
+    Auto,
+    /// f32 columns and an f32 product: one rounding, of the output.
+    F32,
+    /// The input's type (each column value summed in f32, rounded once), with the kernel
+    /// only: the generic path stays in f32.
+    Input,
+}
+
 /// Default ceiling on the column buffer of one band of output rows (256 MiB).
 pub const DEFAULT_MAX_COLUMN_BYTES: usize = 256 << 20;
 
@@ -82,6 +96,8 @@ pub struct DeformConv2dOptions {
     /// intermediates) held at once. The output rows are processed in bands that fit; a
     /// single output row is always processed even if it alone exceeds the bound.
     pub max_column_bytes: usize,
+    /// Columns of f16 and bf16 inputs; f32 and f64 inputs keep their own type.
+    pub columns: ColumnPrecision,
 }
 
 impl Default for DeformConv2dOptions {
@@ -89,6 +105,7 @@ impl Default for DeformConv2dOptions {
         Self {
             implementation: Implementation::Auto,
             max_column_bytes: DEFAULT_MAX_COLUMN_BYTES,
+            columns: ColumnPrecision::Auto,
         }
     }
 }
@@ -98,7 +115,8 @@ impl Default for DeformConv2dOptions {
 ///
 /// `input` `[B, C, H, W]`, `offset` `[B, 2*kh*kw, Ho, Wo]` (per tap `(dy, dx)`),
 /// `mask` `[B, kh*kw, Ho, Wo]`, `weight` `[Cout, C, kh, kw]`, `bias` `[Cout]`;
-/// returns `[B, Cout, Ho, Wo]` in the input's dtype. f16 and bf16 are computed in f32.
+/// returns `[B, Cout, Ho, Wo]` in the input's dtype. f16 and bf16 sample in f32; their
+/// columns and product are f32 too, except on CUDA with the kernel (see [`ColumnPrecision`]).
 pub fn deform_conv2d(
     input: &Tensor,
     offset: &Tensor,
@@ -145,7 +163,20 @@ pub fn deform_conv2d_with(
         Implementation::Generic => false,
     };
     let out_dtype = input.dtype();
-    let compute = compute_dtype(out_dtype);
+    let half_columns = match opts.columns {
+        ColumnPrecision::Auto => use_kernel && device.is_cuda(),
+        ColumnPrecision::F32 => false,
+        ColumnPrecision::Input if use_kernel => true,
+        ColumnPrecision::Input => {
+            bail!(
+                "deform_conv2d: columns in the input's type need the kernel, not the generic path"
+            )
+        }
+    };
+    let compute = match out_dtype {
+        DType::F16 | DType::BF16 if half_columns => out_dtype,
+        dtype => compute_dtype(dtype),
+    };
     let weight = weight.to_dtype(compute)?;
     let bands = if use_kernel {
         kernel_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
@@ -201,6 +232,8 @@ fn kernel_bands(
             geo: *geo,
             row_start,
             rows,
+            // The weight is in the columns' type.
+            columns: weight.dtype(),
         };
         let columns = input.apply_op3_no_bwd(&offset, &mask, &op)?;
         let per_batch = (0..geo.batch)
