@@ -14,7 +14,11 @@ mod cuda {
     pub fn build_ptx() {
         println!("cargo:rerun-if-changed=kernels");
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-        let kernels = ["kernels/deform_im2col.cu", "kernels/window_attention.cu"];
+        let kernels = [
+            "kernels/deform_im2col.cu",
+            "kernels/epilogue.cu",
+            "kernels/window_attention.cu",
+        ];
         bindgen_cuda::Builder::default()
             .kernel_paths(kernels.to_vec())
             .watch(kernels.to_vec())

@@ -108,10 +108,11 @@ done
 # binaries built with Candle's cuDNN convolutions.
 kernel_env() {
     case ${1%+cudnn} in
-    kernel) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=kernel ;;
-    deform) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=generic ;;
-    attention) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=kernel ;;
-    *) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic ;;
+    kernel) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=kernel ;;
+    deform) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic ;;
+    attention) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=generic ;;
+    epilogue) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=kernel ;;
+    *) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic ;;
     esac
 }
 
@@ -145,12 +146,12 @@ for run in $parity_runs; do
         }
 done
 
-# 3. Timings. A case is BACKBONE:SIZE:DTYPE:BATCH:KERNELS, KERNELS one of kernel (both CUDA
-# kernels), deform, attention (that one only) or generic (neither), each with an optional
+# 3. Timings. A case is BACKBONE:SIZE:DTYPE:BATCH:KERNELS, KERNELS one of kernel (all the CUDA
+# kernels), deform, attention, epilogue (that one only) or generic (none), each with an optional
 # "+cudnn" (skipped where the bundle has no cuDNN build).
 # The targets first (Swin-L f16 and bf16, Swin-T f16, batch 8, f32), then what
 # explains them (the generic paths, each kernel alone, cuDNN).
-cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:bf16:1:kernel swin_v1_t:1024:f16:1:kernel swin_v1_l:1024:f16:8:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f32:1:kernel+cudnn"}
+cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:bf16:1:kernel swin_v1_t:1024:f16:1:kernel swin_v1_l:1024:f16:8:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f16:1:epilogue swin_v1_l:1024:f32:1:kernel+cudnn"}
 gpu_peak() { # COMMAND... : runs it, prints its stdout, leaves the memory peak in $work/peak
     if ! command -v nvidia-smi >/dev/null || [ "$device" != cuda ]; then
         echo null > "$work/peak"

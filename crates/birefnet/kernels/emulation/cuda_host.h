@@ -36,9 +36,10 @@ inline uint3 gridDim;
 constexpr size_t kMaxDynamicShared = 48 * 1024;
 alignas(16) inline float shared[kMaxDynamicShared / sizeof(float)];
 
-inline std::barrier<> *block_barrier = nullptr;
+// The block's barrier, defined by the launcher (emulate.cpp).
+void sync_block();
 
-inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+inline void __syncthreads() { sync_block(); }
 
 template <typename T> inline T min(T a, T b) { return b < a ? b : a; }
 template <typename T> inline T max(T a, T b) { return a < b ? b : a; }

@@ -16,7 +16,9 @@
 
 #include KERNEL_SOURCE
 
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -107,33 +109,95 @@ void check_limits(uint3 grid, uint3 block, size_t shared_bytes) {
     }
 }
 
-void run_block(const Entry &kernel, void **args, uint3 block_index) {
-    std::memset(shared, 0xff, sizeof shared);
+// `__syncthreads` for one block at a time: a barrier whose count a returning thread lowers,
+// since an exited thread no longer holds back the others (as on the device).
+class BlockBarrier {
+  public:
+    void reset(unsigned threads) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        expected_ = threads;
+        arrived_ = 0;
+    }
+
+    void arrive_and_wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        const uint64_t phase = phase_;
+        if (++arrived_ == expected_) {
+            release();
+        } else {
+            ready_.wait(lock, [&] { return phase_ != phase; });
+        }
+    }
+
+    void drop() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        --expected_;
+        if (expected_ > 0 && arrived_ == expected_) {
+            release();
+        }
+    }
+
+  private:
+    void release() {
+        arrived_ = 0;
+        ++phase_;
+        ready_.notify_all();
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    unsigned expected_ = 0, arrived_ = 0;
+    uint64_t phase_ = 0;
+};
+
+BlockBarrier barrier;
+
+// One OS thread per CUDA thread of a block, kept for the whole grid: each block starts when
+// every thread (and this one) reaches `start`, and ends when they all reach `end`.
+void run_grid(const Entry &kernel, void **args) {
     const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
-    std::barrier<> barrier(threads);
-    block_barrier = &barrier;
+    std::barrier<> start(threads + 1), end(threads + 1);
+    uint3 current{0, 0, 0};
+    bool done = false;
     std::vector<std::thread> pool;
     pool.reserve(threads);
-    for (unsigned z = 0; z < blockDim.z; ++z) {
-        for (unsigned y = 0; y < blockDim.y; ++y) {
-            for (unsigned x = 0; x < blockDim.x; ++x) {
-                pool.emplace_back([&kernel, args, &barrier, block_index, x, y, z] {
-                    threadIdx = {x, y, z};
-                    blockIdx = block_index;
-                    kernel.invoke(args);
-                    // A thread that has returned no longer holds back the block's barriers.
-                    barrier.arrive_and_drop();
-                });
+    for (unsigned t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            threadIdx = {t % blockDim.x, (t / blockDim.x) % blockDim.y,
+                         t / (blockDim.x * blockDim.y)};
+            for (;;) {
+                start.arrive_and_wait();
+                if (done) {
+                    return;
+                }
+                blockIdx = current;
+                kernel.invoke(args);
+                barrier.drop();
+                end.arrive_and_wait();
+            }
+        });
+    }
+    for (unsigned z = 0; z < gridDim.z; ++z) {
+        for (unsigned y = 0; y < gridDim.y; ++y) {
+            for (unsigned x = 0; x < gridDim.x; ++x) {
+                std::memset(shared, 0xff, sizeof shared);
+                barrier.reset(threads);
+                current = {x, y, z};
+                start.arrive_and_wait();
+                end.arrive_and_wait();
             }
         }
     }
+    done = true;
+    start.arrive_and_wait();
     for (auto &t : pool) {
         t.join();
     }
-    block_barrier = nullptr;
 }
 
 } // namespace
+
+void sync_block() { barrier.arrive_and_wait(); }
 
 int main() {
     static const Entry kernels[] = {KERNEL_TABLE};
@@ -188,13 +252,7 @@ int main() {
         args[i] = p.data;
     }
 
-    for (unsigned z = 0; z < gridDim.z; ++z) {
-        for (unsigned y = 0; y < gridDim.y; ++y) {
-            for (unsigned x = 0; x < gridDim.x; ++x) {
-                run_block(*kernel, args.data(), {x, y, z});
-            }
-        }
-    }
+    run_grid(*kernel, args.data());
 
     for (const Param &p : params) {
         if (p.kind == 1 && p.len > 0 && std::fwrite(p.data, 1, p.len, stdout) != p.len) {

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::epilogue;
 use super::gelu::gelu_erf_in_place;
 use crate::ops::f32_slice;
 
@@ -144,9 +145,29 @@ impl TokenLinear {
                     &AddTo(fast),
                 )
             }
-            _ => residual + self.forward(x)?,
+            _ => match (&self.inner, &self.bias) {
+                (Some(inner), Some(bias))
+                    if self.epilogue == Epilogue::None && fused_epilogue(x) =>
+                {
+                    epilogue::linear(
+                        x,
+                        inner.weight(),
+                        bias,
+                        epilogue::Kind::BiasResidual,
+                        Some(residual),
+                    )
+                }
+                _ => residual + self.forward(x)?,
+            },
         }
     }
+}
+
+/// Whether `x`'s linear runs its epilogue as one CUDA kernel ([`epilogue`]).
+fn fused_epilogue(x: &Tensor) -> bool {
+    x.device().is_cuda()
+        && matches!(x.dtype(), DType::F32 | DType::F16 | DType::BF16)
+        && epilogue::cuda_kernel_by_default()
 }
 
 impl Module for TokenLinear {
@@ -161,6 +182,13 @@ impl Module for TokenLinear {
                         x.device().location()
                     );
                 };
+                if let (Some(bias), true) = (&self.bias, fused_epilogue(x)) {
+                    let kind = match self.epilogue {
+                        Epilogue::None => epilogue::Kind::Bias,
+                        Epilogue::Gelu => epilogue::Kind::BiasGelu,
+                    };
+                    return epilogue::linear(x, inner.weight(), bias, kind, None);
+                }
                 let y = inner.forward(x)?;
                 match self.epilogue {
                     Epilogue::None => Ok(y),

@@ -3,6 +3,11 @@
 
 mod attention;
 mod block;
+pub(crate) mod epilogue;
+#[cfg(feature = "cuda")]
+mod epilogue_cuda;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod epilogue_launch;
 mod fused;
 mod gelu;
 mod linear;

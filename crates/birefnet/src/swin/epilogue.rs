@@ -1,0 +1,244 @@
+//! The token linears' epilogue on CUDA as one op: the bias, then GELU or the residual, in one
+//! pass over the matrix product's output (`kernels/epilogue.cu`) instead of candle's two or
+//! three element-wise kernels, each reading and writing the whole activation. The CPU forward
+//! is the twin the kernel is tested against (the CPU's f32 linears fuse all of this into their
+//! GEMM already, see [`super::linear`]).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use half::{bf16, f16};
+
+use super::gelu::gelu_erf_in_place;
+
+const OP: &str = "linear-epilogue";
+
+/// What follows the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bias,
+    BiasGelu,
+    BiasResidual,
+}
+
+/// Whether the CUDA linears use the fused epilogue: only with `NOBG_CUDA_EPILOGUE=kernel`,
+/// until it has passed the fixtures on a GPU (candle's element-wise ops have).
+pub fn cuda_kernel_by_default() -> bool {
+    cfg!(feature = "cuda")
+        && std::env::var("NOBG_CUDA_EPILOGUE").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"))
+}
+
+/// `x [.., K]` times `weight [N, K]` transposed, then `kind` with `bias [N]` (and `residual`,
+/// shaped like the output, for [`Kind::BiasResidual`]): what `candle_nn::Linear` and the ops
+/// after it compute, with the bias and what follows in one op.
+pub(crate) fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    kind: Kind,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    // candle's Linear: the weight broadcast over the batch dimensions, one batched product.
+    let w = match *x.dims() {
+        [b1, b2, _, _] => weight.broadcast_left((b1, b2))?.t()?,
+        [b, _, _] => weight.broadcast_left(b)?.t()?,
+        _ => weight.t()?,
+    };
+    let y = x.matmul(&w)?;
+    epilogue(&y, bias, kind, residual)
+}
+
+/// `kind` applied to `y [.., N]` with `bias [N]` and, for [`Kind::BiasResidual`], `residual`
+/// shaped like `y`.
+pub(crate) fn epilogue(
+    y: &Tensor,
+    bias: &Tensor,
+    kind: Kind,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let cols = y.dim(candle_core::D::Minus1)?;
+    if bias.dims() != [cols] {
+        bail!("{OP}: bias {:?} for output {:?}", bias.dims(), y.dims());
+    }
+    let y = y.contiguous()?;
+    let residual = match (kind, residual) {
+        (Kind::BiasResidual, Some(r)) if r.dims() == y.dims() => r.contiguous()?,
+        (Kind::BiasResidual, r) => bail!(
+            "{OP}: residual {:?} for output {:?}",
+            r.map(|r| r.dims().to_vec()),
+            y.dims()
+        ),
+        // The kernels take a third operand either way; this one is not read.
+        _ => y.clone(),
+    };
+    y.apply_op3_no_bwd(&bias.contiguous()?, &residual, &EpilogueOp(kind))
+}
+
+struct EpilogueOp(Kind);
+
+fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) if end <= data.len() => Ok(&data[start..end]),
+        _ => bail!("{OP}: operands must be contiguous"),
+    }
+}
+
+impl EpilogueOp {
+    /// The twin of the kernel: f32 arithmetic, one rounding at the end.
+    fn run<T: Copy>(
+        &self,
+        y: &[T],
+        bias: &[T],
+        residual: &[T],
+        to_f32: impl Fn(T) -> f32,
+        from_f32: impl Fn(f32) -> T,
+    ) -> Vec<T> {
+        let cols = bias.len();
+        let mut out = Vec::with_capacity(y.len());
+        let mut row = vec![0f32; cols];
+        for (r, y_row) in y.chunks_exact(cols).enumerate() {
+            for ((v, &y), &b) in row.iter_mut().zip(y_row).zip(bias) {
+                *v = to_f32(y) + to_f32(b);
+            }
+            match self.0 {
+                Kind::Bias => {}
+                Kind::BiasGelu => gelu_erf_in_place(&mut row),
+                Kind::BiasResidual => {
+                    for (v, &res) in row.iter_mut().zip(&residual[r * cols..][..cols]) {
+                        *v += to_f32(res);
+                    }
+                }
+            }
+            out.extend(row.iter().map(|&v| from_f32(v)));
+        }
+        out
+    }
+}
+
+impl CustomOp3 for EpilogueOp {
+    fn name(&self) -> &'static str {
+        OP
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        y_l: &Layout,
+        bias: &CpuStorage,
+        bias_l: &Layout,
+        residual: &CpuStorage,
+        residual_l: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use CpuStorage as S;
+        let storage = match (y, bias, residual) {
+            (S::F32(y), S::F32(b), S::F32(r)) => S::F32(self.run(
+                contiguous(y, y_l)?,
+                contiguous(b, bias_l)?,
+                contiguous(r, residual_l)?,
+                |v| v,
+                |v| v,
+            )),
+            (S::F16(y), S::F16(b), S::F16(r)) => S::F16(self.run(
+                contiguous(y, y_l)?,
+                contiguous(b, bias_l)?,
+                contiguous(r, residual_l)?,
+                f16::to_f32,
+                f16::from_f32,
+            )),
+            (S::BF16(y), S::BF16(b), S::BF16(r)) => S::BF16(self.run(
+                contiguous(y, y_l)?,
+                contiguous(b, bias_l)?,
+                contiguous(r, residual_l)?,
+                bf16::to_f32,
+                bf16::from_f32,
+            )),
+            _ => bail!(
+                "{OP}: operands must share one of f32, f16, bf16, got {:?}",
+                y.dtype()
+            ),
+        };
+        Ok((storage, y_l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        y: &candle_core::CudaStorage,
+        y_l: &Layout,
+        bias: &candle_core::CudaStorage,
+        bias_l: &Layout,
+        residual: &candle_core::CudaStorage,
+        residual_l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::epilogue_cuda::run(self.0, (y, y_l), (bias, bias_l), (residual, residual_l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Module};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// The op against what it replaces: candle's Linear, then gelu_erf or the residual add.
+    #[test]
+    fn fused_linear_matches_candles_chain() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, l, k, n) = (2, 7, 24, 40);
+        let x = Tensor::from_vec(values(b * l * k, 1), (b, l, k), &dev)?;
+        let w = (Tensor::from_vec(values(n * k, 2), (n, k), &dev)? * 0.2)?;
+        let bias = Tensor::from_vec(values(n, 3), n, &dev)?;
+        let residual = Tensor::from_vec(values(b * l * n, 4), (b, l, n), &dev)?;
+        let reference = candle_nn::Linear::new(w.clone(), Some(bias.clone())).forward(&x)?;
+        let cases = [
+            (Kind::Bias, reference.clone()),
+            (Kind::BiasGelu, reference.gelu_erf()?),
+            (Kind::BiasResidual, (&reference + &residual)?),
+        ];
+        for (kind, expected) in cases {
+            let got = linear(&x, &w, &bias, kind, Some(&residual))?;
+            let err = (got - expected)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert!(err <= 1e-5, "{kind:?}: {err:e}");
+        }
+        // f16: one rounding instead of candle's two or three, so within an f16 ulp of it.
+        let half = |t: &Tensor| t.to_dtype(DType::F16);
+        let got = linear(&half(&x)?, &half(&w)?, &half(&bias)?, Kind::BiasGelu, None)?;
+        assert_eq!(got.dtype(), DType::F16);
+        let expected = candle_nn::Linear::new(half(&w)?, Some(half(&bias)?))
+            .forward(&half(&x)?)?
+            .gelu_erf()?;
+        let diff = (got.to_dtype(DType::F32)? - expected.to_dtype(DType::F32)?)?;
+        let err = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(err <= 1.0 / 128.0, "f16: {err:e}");
+        Ok(())
+    }
+
+    #[test]
+    fn mismatched_operands_are_errors() -> Result<()> {
+        let dev = Device::Cpu;
+        let y = Tensor::zeros((3, 8), DType::F32, &dev)?;
+        let bias = Tensor::zeros(7, DType::F32, &dev)?;
+        assert!(epilogue(&y, &bias, Kind::Bias, None).is_err());
+        let bias = Tensor::zeros(8, DType::F32, &dev)?;
+        assert!(epilogue(&y, &bias, Kind::BiasResidual, None).is_err());
+        let r = Tensor::zeros((3, 7), DType::F32, &dev)?;
+        assert!(epilogue(&y, &bias, Kind::BiasResidual, Some(&r)).is_err());
+        let y16 = y.to_dtype(DType::F16)?;
+        assert!(epilogue(&y16, &bias, Kind::Bias, None).is_err());
+        Ok(())
+    }
+}
