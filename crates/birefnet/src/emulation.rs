@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use candle_core::{DType, Tensor};
+use half::{bf16, f16};
+
 use crate::launch::LaunchDims;
 
 /// One kernel parameter.
@@ -30,6 +33,69 @@ pub(crate) fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
     // SAFETY: `value` is a valid `T` for `size_of::<T>()` bytes; the callers' geometry structs
     // are all 4-byte fields, so every byte is initialised.
     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// `n` deterministic values spread evenly over `lo..hi` (xorshift from `seed`), for test inputs.
+pub(crate) fn uniform(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// `t`'s values as a device buffer of its dtype holds them (little-endian).
+pub(crate) fn device_bytes(t: &Tensor) -> candle_core::Result<Vec<u8>> {
+    let t = t.flatten_all()?;
+    Ok(match t.dtype() {
+        DType::F32 => t
+            .to_vec1::<f32>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::F64 => t
+            .to_vec1::<f64>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::F16 => t
+            .to_vec1::<f16>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::BF16 => t
+            .to_vec1::<bf16>()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        d => candle_core::bail!("no device bytes for {d:?}"),
+    })
+}
+
+/// A device buffer of `dtype` values (f32, f64, f16 or bf16), widened to f64 exactly.
+pub(crate) fn device_values(b: &[u8], dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::F64 => b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect(),
+        DType::F16 => b
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::BF16 => b
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        _ => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+    }
 }
 
 /// Launches `kernel` of `kernels/<source>` under the emulation and returns its output
@@ -207,7 +273,6 @@ fn emulator(source: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use half::{bf16, f16};
 
     /// The emulator's half conversions against the `half` crate, on every f16 and bf16 bit
     /// pattern and on floats around each rounding boundary.
@@ -293,6 +358,25 @@ mod tests {
         -next_up(-f)
     }
 
+    /// A one-element launch of the conversions kernel with `dims` and the struct bytes `n`.
+    fn convert_one(dims: LaunchDims, n: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let input = [0u8; 4];
+        launch(
+            "emulation/conversions.cu",
+            "convert_f32",
+            dims,
+            &[
+                Param::Input(&input),
+                Param::Input(&input),
+                Param::Output(2),
+                Param::Output(2),
+                Param::Output(4),
+                Param::Output(4),
+                Param::Value(n),
+            ],
+        )
+    }
+
     #[test]
     fn launches_past_the_limits_are_refused() {
         // The plan type refuses them already; the emulator refuses them too, so a plan built
@@ -302,21 +386,7 @@ mod tests {
             block: (2048, 1, 1),
             shared_bytes: 0,
         };
-        let input = [0u8; 4];
-        let err = launch(
-            "emulation/conversions.cu",
-            "convert_f32",
-            dims,
-            &[
-                Param::Input(&input),
-                Param::Input(&input),
-                Param::Output(2),
-                Param::Output(2),
-                Param::Output(4),
-                Param::Output(4),
-                Param::Value(&1u32.to_le_bytes()),
-            ],
-        );
+        let err = convert_one(dims, &1u32.to_le_bytes());
         assert!(err.is_err_and(|e| e.contains("not launchable")));
     }
 
@@ -326,21 +396,7 @@ mod tests {
             Ok(d) => d,
             Err(e) => panic!("{e}"),
         };
-        let input = [0u8; 4];
-        let err = launch(
-            "emulation/conversions.cu",
-            "convert_f32",
-            dims,
-            &[
-                Param::Input(&input),
-                Param::Input(&input),
-                Param::Output(2),
-                Param::Output(2),
-                Param::Output(4),
-                Param::Output(4),
-                Param::Value(&1u64.to_le_bytes()),
-            ],
-        );
+        let err = convert_one(dims, &1u64.to_le_bytes());
         assert!(err.is_err_and(|e| e.contains("4-byte struct, got 8 bytes")));
     }
 }

@@ -146,47 +146,8 @@ mod tests {
     use super::*;
     use crate::deform_conv::geometry::Geometry;
     use crate::deform_conv::DeformConv2dConfig;
-    use crate::emulation::{self, bytes_of, Param};
+    use crate::emulation::{self, bytes_of, device_bytes, device_values, uniform, Param};
     use candle_core::{Device, Tensor};
-
-    fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-            })
-            .collect()
-    }
-
-    fn device_bytes(t: &Tensor) -> candle_core::Result<Vec<u8>> {
-        let t = t.flatten_all()?;
-        Ok(match t.dtype() {
-            DType::F32 => t
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::F64 => t
-                .to_vec1::<f64>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::F16 => t
-                .to_vec1::<half::f16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::BF16 => t
-                .to_vec1::<half::bf16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            d => candle_core::bail!("{d:?}"),
-        })
-    }
 
     /// One case: batch, channels, height, width, kernel side, stride, padding, dilation, and
     /// the band of output rows (start, count; count 0 for all rows).
@@ -222,12 +183,12 @@ mod tests {
             Tensor::from_vec(v, shape, &dev)?.to_dtype(dtype)
         };
         let input = tensor(
-            values(batch * channels * height * width, 1, -1.0, 1.0),
+            uniform(batch * channels * height * width, 1, -1.0, 1.0),
             (batch, channels, height, width),
         )?;
         // Offsets of a few pixels push samples across the borders and off the map; every
         // other one is a multiple of 1/2, so samples also land exactly on pixels and borders.
-        let offsets = values(batch * 2 * taps * out_h * out_w, 2, -3.0, 3.0)
+        let offsets = uniform(batch * 2 * taps * out_h * out_w, 2, -3.0, 3.0)
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
@@ -240,7 +201,7 @@ mod tests {
             .collect();
         let offset = tensor(offsets, (batch, 2 * taps, out_h, out_w))?;
         let mask = tensor(
-            values(batch * taps * out_h * out_w, 3, 0.0, 1.0),
+            uniform(batch * taps * out_h * out_w, 3, 0.0, 1.0),
             (batch, taps, out_h, out_w),
         )?;
         let weight = Tensor::zeros((1, channels, k, k), dtype, &dev)?;
@@ -284,24 +245,7 @@ mod tests {
             ],
         )
         .map_err(candle_core::Error::msg)?;
-        let emulated: Vec<f64> = match columns {
-            DType::F64 => out[0]
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
-                .collect(),
-            DType::F16 => out[0]
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-                .collect(),
-            DType::BF16 => out[0]
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
-                .collect(),
-            _ => out[0]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-        };
+        let emulated = device_values(&out[0], columns);
         assert_eq!(emulated.len(), cpu.len());
         assert_eq!(plan.out_dims, (batch, channels * taps, rows * out_w));
         Ok(emulated

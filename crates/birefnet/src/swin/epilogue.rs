@@ -176,18 +176,11 @@ impl CustomOp3 for EpilogueOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulation::uniform;
     use candle_core::{DType, Device, Module};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-            })
-            .collect()
+        uniform(n, seed, -2.0, 2.0)
     }
 
     /// The op against what it replaces: candle's Linear, then gelu_erf or the residual add.

@@ -71,59 +71,9 @@ pub(crate) fn kernels() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulation::{self, bytes_of, Param};
+    use crate::emulation::{self, bytes_of, device_bytes, device_values, uniform, Param};
     use crate::swin::epilogue::epilogue;
     use candle_core::{Device, Tensor};
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 6.0 - 3.0
-            })
-            .collect()
-    }
-
-    fn bytes(t: &Tensor) -> candle_core::Result<Vec<u8>> {
-        let t = t.flatten_all()?;
-        Ok(match t.dtype() {
-            DType::F32 => t
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::F16 => t
-                .to_vec1::<half::f16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            _ => t
-                .to_vec1::<half::bf16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        })
-    }
-
-    fn floats(b: &[u8], dtype: DType) -> Vec<f32> {
-        match dtype {
-            DType::F32 => b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::F16 => b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => b
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        }
-    }
 
     /// Largest |emulated - twin| in units of `1e-6 + |twin| * unit`, `unit` the dtype's
     /// relative rounding step (the two sides' GELUs differ by ~1e-7, which can move a rounding).
@@ -138,7 +88,7 @@ mod tests {
     ) -> candle_core::Result<f32> {
         let dev = Device::Cpu;
         let make = |n: usize, seed: u64, shape: &[usize]| {
-            Tensor::from_vec(values(n, seed), shape, &dev)?.to_dtype(dtype)
+            Tensor::from_vec(uniform(n, seed, -3.0, 3.0), shape, &dev)?.to_dtype(dtype)
         };
         let y = make(rows * cols, 1, &[rows, cols])?;
         let bias = make(cols, 2, &[cols])?;
@@ -153,7 +103,11 @@ mod tests {
         let Some(kernel) = kernel_name(kind, dtype) else {
             candle_core::bail!("no kernel for {kind:?} {dtype:?}");
         };
-        let (yb, bb, rb) = (bytes(&y)?, bytes(&bias)?, bytes(&residual)?);
+        let (yb, bb, rb) = (
+            device_bytes(&y)?,
+            device_bytes(&bias)?,
+            device_bytes(&residual)?,
+        );
         let g = bytes_of(&geometry);
         let out = emulation::launch(
             "epilogue.cu",
@@ -168,7 +122,10 @@ mod tests {
             ],
         )
         .map_err(candle_core::Error::msg)?;
-        let emulated = floats(&out[0], dtype);
+        let emulated: Vec<f32> = device_values(&out[0], dtype)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         assert_eq!(emulated.len(), twin.len());
         let unit = match dtype {
             DType::F32 => 0.0,

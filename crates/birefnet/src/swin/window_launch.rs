@@ -112,61 +112,9 @@ pub(crate) fn kernel_name(dtype: DType) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulation::{self, bytes_of, Param};
+    use crate::emulation::{self, bytes_of, device_bytes, device_values, uniform, Param};
     use crate::swin::window_attention;
     use candle_core::{Device, Tensor};
-
-    fn values(n: usize, seed: u64, amplitude: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * amplitude
-            })
-            .collect()
-    }
-
-    /// `t` as the device would hold it in `dtype`.
-    fn device_bytes(t: &Tensor, dtype: DType) -> candle_core::Result<Vec<u8>> {
-        let t = t.to_dtype(dtype)?.flatten_all()?;
-        Ok(match dtype {
-            DType::F32 => t
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::F16 => t
-                .to_vec1::<half::f16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            DType::BF16 => t
-                .to_vec1::<half::bf16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            _ => candle_core::bail!("{dtype:?}"),
-        })
-    }
-
-    fn from_device_bytes(b: &[u8], dtype: DType) -> Vec<f32> {
-        match dtype {
-            DType::F32 => b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::F16 => b
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => b
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        }
-    }
 
     /// Largest |emulated - twin| over the output, for one geometry and dtype.
     fn max_error(g: WindowGeometry, batch: usize, dtype: DType) -> candle_core::Result<f32> {
@@ -175,13 +123,13 @@ mod tests {
         let dev = Device::Cpu;
         let round = |t: Tensor| t.to_dtype(dtype)?.to_dtype(DType::F32);
         let qkv = round(Tensor::from_vec(
-            values(batch * l * 3 * c, 1, 1.0),
+            uniform(batch * l * 3 * c, 1, -1.0, 1.0),
             (batch, l, 3 * c),
             &dev,
         )?)?;
-        let bias = round(Tensor::from_vec(values(3 * c, 2, 0.5), 3 * c, &dev)?)?;
+        let bias = round(Tensor::from_vec(uniform(3 * c, 2, -0.5, 0.5), 3 * c, &dev)?)?;
         let position = round(Tensor::from_vec(
-            values(g.heads * n * n, 3, 2.0),
+            uniform(g.heads * n * n, 3, -2.0, 2.0),
             (g.heads, n, n),
             &dev,
         )?)?;
@@ -194,9 +142,9 @@ mod tests {
             candle_core::bail!("no kernel for {dtype:?}");
         };
         let (q, b, p) = (
-            device_bytes(&qkv, dtype)?,
-            device_bytes(&bias, dtype)?,
-            device_bytes(&position, dtype)?,
+            device_bytes(&qkv.to_dtype(dtype)?)?,
+            device_bytes(&bias.to_dtype(dtype)?)?,
+            device_bytes(&position.to_dtype(dtype)?)?,
         );
         assert_eq!(
             [q.len(), b.len(), p.len()],
@@ -217,7 +165,10 @@ mod tests {
             ],
         )
         .map_err(candle_core::Error::msg)?;
-        let emulated = from_device_bytes(&out[0], dtype);
+        let emulated: Vec<f32> = device_values(&out[0], dtype)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         assert_eq!(emulated.len(), twin.len());
         // NaN (an element never written) fails through `max` being NaN-propagating here.
         Ok(emulated
