@@ -5,7 +5,7 @@
 //! GEMM already, see [`super::linear`]).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use half::{bf16, f16};
 
 use super::gelu::gelu_erf_in_place;
@@ -37,13 +37,8 @@ pub(crate) fn linear(
     kind: Kind,
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
-    // candle's Linear: the weight broadcast over the batch dimensions, one batched product.
-    let w = match *x.dims() {
-        [b1, b2, _, _] => weight.broadcast_left((b1, b2))?.t()?,
-        [b, _, _] => weight.broadcast_left(b)?.t()?,
-        _ => weight.t()?,
-    };
-    let y = x.matmul(&w)?;
+    // candle's own product, without its bias add.
+    let y = candle_nn::Linear::new(weight.clone(), None).forward(x)?;
     epilogue(&y, bias, kind, residual)
 }
 
@@ -177,7 +172,7 @@ impl CustomOp3 for EpilogueOp {
 mod tests {
     use super::*;
     use crate::emulation::uniform;
-    use candle_core::{DType, Device, Module};
+    use candle_core::{DType, Device};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         uniform(n, seed, -2.0, 2.0)

@@ -32,6 +32,9 @@ pub struct TokenLinear {
     bias: Option<Tensor>,
     epilogue: Epilogue,
     fast: Option<FastLinear>,
+    /// Whether the bias and what follows run as one CUDA kernel ([`epilogue`]): CUDA weights
+    /// with `NOBG_CUDA_EPILOGUE=kernel`, decided at load.
+    fused_epilogue: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,11 +62,15 @@ impl TokenLinear {
         let weight = inner.weight();
         let bias = inner.bias().cloned();
         if !(weight.dtype() == DType::F32 && weight.device().is_cpu()) {
+            let fused_epilogue = weight.device().is_cuda()
+                && matches!(weight.dtype(), DType::F32 | DType::F16 | DType::BF16)
+                && epilogue::cuda_kernel_by_default();
             return Ok(Self {
                 inner: Some(inner),
                 bias,
                 epilogue,
                 fast: None,
+                fused_epilogue,
             });
         }
         let (n, k) = weight.dims2()?;
@@ -100,6 +107,8 @@ impl TokenLinear {
             bias,
             epilogue,
             fast,
+            // CPU f32 weights: the fast path fuses its own epilogue.
+            fused_epilogue: false,
         })
     }
 
@@ -120,6 +129,16 @@ impl TokenLinear {
 
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
+    }
+
+    /// Whether `x` takes the fused CUDA epilogue: a CUDA input of the weight's dtype.
+    fn fused_for(&self, x: &Tensor) -> bool {
+        self.fused_epilogue
+            && x.device().is_cuda()
+            && self
+                .inner
+                .as_ref()
+                .is_some_and(|l| l.weight().dtype() == x.dtype())
     }
 
     fn fast_for(&self, x: &Tensor) -> Option<&FastLinear> {
@@ -147,7 +166,7 @@ impl TokenLinear {
             }
             _ => match (&self.inner, &self.bias) {
                 (Some(inner), Some(bias))
-                    if self.epilogue == Epilogue::None && fused_epilogue(x) =>
+                    if self.epilogue == Epilogue::None && self.fused_for(x) =>
                 {
                     epilogue::linear(
                         x,
@@ -163,13 +182,6 @@ impl TokenLinear {
     }
 }
 
-/// Whether `x`'s linear runs its epilogue as one CUDA kernel ([`epilogue`]).
-fn fused_epilogue(x: &Tensor) -> bool {
-    x.device().is_cuda()
-        && matches!(x.dtype(), DType::F32 | DType::F16 | DType::BF16)
-        && epilogue::cuda_kernel_by_default()
-}
-
 impl Module for TokenLinear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self.fast_for(x) {
@@ -182,7 +194,7 @@ impl Module for TokenLinear {
                         x.device().location()
                     );
                 };
-                if let (Some(bias), true) = (&self.bias, fused_epilogue(x)) {
+                if let (Some(bias), true) = (&self.bias, self.fused_for(x)) {
                     let kind = match self.epilogue {
                         Epilogue::None => epilogue::Kind::Bias,
                         Epilogue::Gelu => epilogue::Kind::BiasGelu,
