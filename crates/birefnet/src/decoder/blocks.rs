@@ -10,7 +10,7 @@ use crate::ops::BatchNorm2d;
 use crate::trace::Trace;
 
 /// Width of every decoder block (`dec_channels_inter = 'fixed'`).
-const INTER_CHANNELS: usize = 64;
+pub(super) const INTER_CHANNELS: usize = 64;
 
 fn conv3x3(in_c: usize, out_c: usize, vb: VarBuilder) -> Result<Conv2d> {
     let cfg = Conv2dConfig {

@@ -11,15 +11,15 @@
 //! - the patch half of `conv_out1` is folded into `ipt_blk1.conv_out` (a 3x3 conv with no
 //!   activation after it): one 3x3 convolution 64 -> 1 instead of 64 -> 48 then 48 -> 1.
 //!
-//! The result equals the reference up to float rounding (the parity fixtures hold it to their
-//! tolerance). Other dtypes run the reference order, so half-precision weights are not rounded
-//! again.
+//! The regrouped weights are computed in f32 (f64 for f64 runs) from the checkpoint's own
+//! values and rounded to the run dtype once, as [`crate::conv::ConvBn`] folds its BatchNorm, so
+//! f16 and bf16 runs (the GPU's) skip the full-resolution stacks too. The result equals the
+//! reference up to float rounding (the parity fixtures hold it to their tolerance).
 
 use candle_core::{DType, Result, Tensor};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::conv::Conv2d;
-
-use super::blocks::SimpleConvs;
 
 #[derive(Debug, Clone)]
 pub struct FusedHead {
@@ -28,58 +28,94 @@ pub struct FusedHead {
     /// `ipt_blk1.conv_out` followed by `conv_out1`'s weights over the patch channels, with both
     /// biases: [1, 64, 3, 3].
     patches: Conv2d,
+    /// `patches` in f32 for f16/bf16 runs on the CPU: gemm's one-column product there sums in
+    /// the half type, rounding after each of the 576 terms (cuBLAS sums in f32).
+    patches_f32: Option<Conv2d>,
 }
 
 impl FusedHead {
-    /// `None` when the weights are not f32 (the reference order is kept there).
-    pub fn new(
-        ipt_blk1: &SimpleConvs,
-        conv_out1: &Conv2d,
+    /// Reads `conv_out1` (`conv_out1.0`) and `ipt_blk1.conv_out` from `vb` in the fold type and
+    /// regroups them; `dec_channels` of `conv_out1`'s inputs come from the decoder, the rest
+    /// from `ipt_blk1`.
+    pub fn load(
+        vb: &VarBuilder,
         dec_channels: usize,
-    ) -> Result<Option<Self>> {
-        let w = conv_out1.weight();
-        if w.dtype() != DType::F32 {
-            return Ok(None);
-        }
-        let (out_c, in_c, _, _) = w.dims4()?;
-        let w = w.reshape((out_c, in_c))?;
-        let w_dec = w.narrow(1, 0, dec_channels)?;
-        let w_ipt = w.narrow(1, dec_channels, in_c - dec_channels)?;
-
-        let inner = ipt_blk1.conv_out();
-        let (mid_out, mid_in, kh, kw) = inner.weight().dims4()?;
-        if mid_out != in_c - dec_channels {
-            candle_core::bail!(
-                "decoder head: conv_out1 takes {in_c} channels, {dec_channels} + {mid_out} given"
-            );
-        }
-        // [1, mid_out] x [mid_out, mid_in*k*k] -> [1, mid_in, k, k]
-        let folded = w_ipt
-            .matmul(&inner.weight().reshape((mid_out, mid_in * kh * kw))?)?
-            .reshape((out_c, mid_in, kh, kw))?;
-        let mut bias = match conv_out1.bias() {
-            Some(b) => b.clone(),
-            None => Tensor::zeros(out_c, DType::F32, w.device())?,
+        patch_channels: usize,
+        inner_channels: usize,
+    ) -> Result<Self> {
+        let dtype = vb.dtype();
+        let fold = if dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
         };
-        if let Some(b) = inner.bias() {
-            bias = (bias + w_ipt.matmul(&b.reshape((mid_out, 1))?)?.flatten_all()?)?;
-        }
-        Ok(Some(Self {
+        let vb = vb.clone().set_dtype(fold);
+        let in_c = dec_channels + patch_channels;
+        let outer = vb.pp("conv_out1.0");
+        let w = outer.get((1, in_c, 1, 1), "weight")?.reshape((1, in_c))?;
+        let outer_bias = outer.get(1, "bias")?;
+        let inner = vb.pp("ipt_blk1.conv_out");
+        let inner_w = inner.get((patch_channels, inner_channels, 3, 3), "weight")?;
+        let inner_bias = inner.get(patch_channels, "bias")?;
+
+        let w_dec = w.narrow(1, 0, dec_channels)?;
+        let w_ipt = w.narrow(1, dec_channels, patch_channels)?;
+        // [1, patch] x [patch, inner*3*3] -> [1, inner, 3, 3]
+        let folded = w_ipt
+            .matmul(&inner_w.reshape((patch_channels, inner_channels * 9))?)?
+            .reshape((1, inner_channels, 3, 3))?;
+        let bias = (outer_bias
+            + w_ipt
+                .matmul(&inner_bias.reshape((patch_channels, 1))?)?
+                .flatten_all()?)?;
+        let pad1 = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let patches_f32 = match dtype {
+            DType::F16 | DType::BF16 if vb.device().is_cpu() => Some(Conv2d::from_parts(
+                folded.to_dtype(dtype)?.to_dtype(DType::F32)?,
+                Some(bias.to_dtype(dtype)?.to_dtype(DType::F32)?),
+                pad1,
+            )?),
+            _ => None,
+        };
+        Ok(Self {
+            patches_f32,
             decoder: Conv2d::from_parts(
-                w_dec.contiguous()?.reshape((out_c, dec_channels, 1, 1))?,
+                w_dec
+                    .contiguous()?
+                    .reshape((1, dec_channels, 1, 1))?
+                    .to_dtype(dtype)?,
                 None,
-                conv_out1.config(),
+                Conv2dConfig::default(),
             )?,
-            patches: Conv2d::from_parts(folded, Some(bias), inner.config())?,
-        }))
+            patches: Conv2d::from_parts(
+                folded.to_dtype(dtype)?,
+                Some(bias.to_dtype(dtype)?),
+                pad1,
+            )?,
+        })
     }
 
     /// `p1`: the finest decoder features at their own size; `hidden`: `ipt_blk1.conv1` of the
     /// image patches at the input size. Returns the logits.
     pub fn forward(&self, p1: &Tensor, hidden: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = hidden.dims4()?;
-        let coarse = candle_core::Module::forward(&self.decoder, p1)?;
+        let dtype = hidden.dtype();
+        // Half-precision runs add the two one-channel parts in f32 and round the logits once:
+        // each part alone can be far larger than their sum.
+        let sum = match dtype {
+            DType::F16 | DType::BF16 => DType::F32,
+            other => other,
+        };
+        let coarse = candle_core::Module::forward(&self.decoder, p1)?.to_dtype(sum)?;
         let from_decoder = crate::ops::resize_bilinear(&coarse, h, w)?;
-        from_decoder + candle_core::Module::forward(&self.patches, hidden)?
+        let from_patches = match &self.patches_f32 {
+            Some(conv) => candle_core::Module::forward(conv, &hidden.to_dtype(DType::F32)?)?,
+            None => candle_core::Module::forward(&self.patches, hidden)?,
+        }
+        .to_dtype(sum)?;
+        (from_decoder + from_patches)?.to_dtype(dtype)
     }
 }

@@ -19,7 +19,7 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 use crate::config::{Config, PatchOrder};
 use crate::ops::{resize_bilinear, BatchNorm2d};
 use crate::trace::Trace;
-use blocks::{BasicDecBlk, BasicLatBlk, SimpleConvs};
+use blocks::{BasicDecBlk, BasicLatBlk, SimpleConvs, INTER_CHANNELS};
 use head::FusedHead;
 
 /// Channels of the gradient-attention branch (`_N` in the reference).
@@ -100,9 +100,9 @@ pub struct Decoder {
     gdt4: GradientAttention,
     gdt3: GradientAttention,
     gdt2: GradientAttention,
-    conv_out1: Conv2d,
-    /// `conv_out1` regrouped so that nothing with many channels is built at full resolution.
-    head: Option<FusedHead>,
+    /// `conv_out1` with `ipt_blk1.conv_out` regrouped so that nothing with many channels is
+    /// built at full resolution.
+    head: FusedHead,
     patch_order: PatchOrder,
 }
 
@@ -120,14 +120,7 @@ impl Decoder {
         ];
         let dec_out = [ch[1], ch[2], ch[3], ch[3] / 2];
         let ipt_blk1 = SimpleConvs::new(ipt_in[4], ipt_out[3], vb.pp("ipt_blk1"))?;
-        let conv_out1 = conv2d(
-            dec_out[3] + ipt_out[3],
-            1,
-            1,
-            Default::default(),
-            vb.pp("conv_out1.0"),
-        )?;
-        let head = FusedHead::new(&ipt_blk1, &conv_out1, dec_out[3])?;
+        let head = FusedHead::load(&vb, dec_out[3], ipt_out[3], INTER_CHANNELS)?;
         Ok(Self {
             ipt_blk5: SimpleConvs::new(ipt_in[0], ipt_out[0], vb.pp("ipt_blk5"))?,
             ipt_blk4: SimpleConvs::new(ipt_in[1], ipt_out[0], vb.pp("ipt_blk4"))?,
@@ -144,7 +137,6 @@ impl Decoder {
             gdt4: GradientAttention::new(dec_out[0], 4, &vb)?,
             gdt3: GradientAttention::new(dec_out[1], 3, &vb)?,
             gdt2: GradientAttention::new(dec_out[2], 2, &vb)?,
-            conv_out1,
             head,
             patch_order: cfg.patch_order,
         })
@@ -211,19 +203,13 @@ impl Decoder {
         )?;
 
         let (_, _, h, w) = x.dims4()?;
-        if let Some(head) = &self.head {
-            let hidden = self.ipt_blk1.conv1().forward(&self.patches(x, h, w)?)?;
-            if trace.is_on() {
-                trace.record(
-                    "decoder.ipt_blk1",
-                    &self.ipt_blk1.conv_out().forward(&hidden)?,
-                );
-            }
-            return head.forward(&p1, &hidden);
+        let hidden = self.ipt_blk1.conv1().forward(&self.patches(x, h, w)?)?;
+        if trace.is_on() {
+            trace.record(
+                "decoder.ipt_blk1",
+                &self.ipt_blk1.conv_out().forward(&hidden)?,
+            );
         }
-        let p1 = resize_bilinear(&p1, h, w)?;
-        let ipt1 = self.patch_input(x, &p1, &self.ipt_blk1)?;
-        trace.record("decoder.ipt_blk1", &ipt1);
-        self.conv_out1.forward(&Tensor::cat(&[&p1, &ipt1], 1)?)
+        self.head.forward(&p1, &hidden)
     }
 }
