@@ -17,6 +17,7 @@ mod cuda {
         let kernels = [
             "kernels/deform_im2col.cu",
             "kernels/epilogue.cu",
+            "kernels/im2col.cu",
             "kernels/window_attention.cu",
         ];
         bindgen_cuda::Builder::default()

@@ -5,7 +5,7 @@
 #   1. the CUDA kernels' own tests: deformable im2col against the torchvision fixtures, fused
 #      window attention against the reference's tensor-op sequence and its CPU twin;
 #   2. model parity on every fixture in f32, f16 and bf16, with the CUDA kernels and with the
-#      generic tensor-op paths (NOBG_CUDA_DEFORM and NOBG_CUDA_ATTENTION = kernel|generic);
+#      generic paths (NOBG_CUDA_DEFORM, _ATTENTION, _EPILOGUE and _CONV = kernel|generic);
 #   3. forward_time and the PyTorch reference (BiRefNet's own code, random weights,
 #      torch.inference_mode, f16 via .half()) on the same cases, in the same run.
 #
@@ -108,11 +108,12 @@ done
 # binaries built with Candle's cuDNN convolutions.
 kernel_env() {
     case ${1%+cudnn} in
-    kernel) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=kernel ;;
-    deform) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic ;;
-    attention) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=generic ;;
-    epilogue) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=kernel ;;
-    *) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic ;;
+    kernel) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=kernel NOBG_CUDA_CONV=kernel ;;
+    deform) echo NOBG_CUDA_DEFORM=kernel NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic NOBG_CUDA_CONV=generic ;;
+    attention) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=kernel NOBG_CUDA_EPILOGUE=generic NOBG_CUDA_CONV=generic ;;
+    epilogue) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=kernel NOBG_CUDA_CONV=generic ;;
+    conv) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic NOBG_CUDA_CONV=kernel ;;
+    *) echo NOBG_CUDA_DEFORM=generic NOBG_CUDA_ATTENTION=generic NOBG_CUDA_EPILOGUE=generic NOBG_CUDA_CONV=generic ;;
     esac
 }
 
@@ -147,11 +148,11 @@ for run in $parity_runs; do
 done
 
 # 3. Timings. A case is BACKBONE:SIZE:DTYPE:BATCH:KERNELS, KERNELS one of kernel (all the CUDA
-# kernels), deform, attention, epilogue (that one only) or generic (none), each with an optional
+# kernels), deform, attention, epilogue, conv (that one only) or generic (none), each with an optional
 # "+cudnn" (skipped where the bundle has no cuDNN build).
 # The issue's targets first (Swin-L f16 and bf16, Swin-T f16, batch 8, f32), then what
 # explains them (the generic paths, each kernel alone, cuDNN).
-cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:bf16:1:kernel swin_v1_t:1024:f16:1:kernel swin_v1_l:1024:f16:8:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f16:1:epilogue swin_v1_l:1024:f32:1:kernel+cudnn"}
+cases=${CASES:-"swin_v1_l:1024:f16:1:kernel swin_v1_l:1024:bf16:1:kernel swin_v1_t:1024:f16:1:kernel swin_v1_l:1024:f16:8:kernel swin_v1_l:1024:f32:1:kernel swin_v1_l:1024:f16:1:generic swin_v1_l:1024:f16:1:kernel+cudnn swin_v1_l:1024:f16:1:deform swin_v1_l:1024:f16:1:attention swin_v1_l:1024:f16:1:epilogue swin_v1_l:1024:f16:1:conv swin_v1_l:1024:f32:1:kernel+cudnn"}
 gpu_peak() { # COMMAND... : runs it, prints its stdout, leaves the memory peak in $work/peak
     if ! command -v nvidia-smi >/dev/null || [ "$device" != cuda ]; then
         echo null > "$work/peak"

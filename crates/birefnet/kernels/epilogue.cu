@@ -1,10 +1,14 @@
-// What follows a token linear's matrix product, in one pass over its output: the bias, then
-// GELU (the erf form, as nn.GELU()) or the residual. Candle runs these as separate element-wise
-// kernels (broadcast_add, gelu_erf, add), each reading and writing the whole activation. The
+// What follows a matrix product, in one pass over its output: the bias, then GELU (the erf
+// form, as nn.GELU()), ReLU or the residual. Candle runs these as separate element-wise kernels
+// (broadcast_add, gelu_erf, relu, add), each reading and writing the whole activation. The
 // arithmetic is f32 for every storage type, rounded once at the end; the CPU twin is
-// `swin::epilogue::Epilogue`'s cpu_fwd.
+// `epilogue::EpilogueOp`'s cpu_fwd.
 //
-// Grid-stride over the [rows, cols] output, consecutive threads on consecutive elements.
+// Element i takes bias[(i / inner) % period]: a token linear's bias over the last dimension is
+// inner = 1, period = columns; a convolution's per-channel bias over NCHW is inner = H*W,
+// period = C (or B*C for a bias per image and channel).
+//
+// Grid-stride over the output, consecutive threads on consecutive elements.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,21 +23,23 @@ __device__ __forceinline__ void store(__half *p, float v) { *p = __float2half_rn
 __device__ __forceinline__ void store(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
 struct Geometry {
-    uint32_t rows, cols;
+    uint64_t len;
+    uint32_t inner, period;
 };
 
-enum Kind { BIAS = 0, BIAS_GELU = 1, BIAS_RESIDUAL = 2 };
+enum Kind { BIAS = 0, BIAS_GELU = 1, BIAS_RESIDUAL = 2, BIAS_RELU = 3 };
 
 template <typename T, int K>
 __device__ void epilogue(const T *y, const T *bias, const T *residual, T *out, const Geometry g) {
-    const uint64_t n = (uint64_t)g.rows * g.cols;
     const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float v = to_f32(y[i]) + to_f32(bias[i % g.cols]);
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.len; i += stride) {
+        float v = to_f32(y[i]) + to_f32(bias[(i / g.inner) % g.period]);
         if (K == BIAS_GELU) {
             v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
         } else if (K == BIAS_RESIDUAL) {
             v += to_f32(residual[i]);
+        } else if (K == BIAS_RELU) {
+            v = fmaxf(v, 0.0f);
         }
         store(out + i, v);
     }
@@ -54,3 +60,6 @@ EPILOGUE(bias_gelu_bf16, __nv_bfloat16, BIAS_GELU)
 EPILOGUE(bias_residual_f32, float, BIAS_RESIDUAL)
 EPILOGUE(bias_residual_f16, __half, BIAS_RESIDUAL)
 EPILOGUE(bias_residual_bf16, __nv_bfloat16, BIAS_RESIDUAL)
+EPILOGUE(bias_relu_f32, float, BIAS_RELU)
+EPILOGUE(bias_relu_f16, __half, BIAS_RELU)
+EPILOGUE(bias_relu_bf16, __nv_bfloat16, BIAS_RELU)

@@ -187,7 +187,8 @@ fn kernels_of(source: &str) -> Result<Vec<&'static str>, String> {
             .into_iter()
             .filter_map(|(input, columns)| crate::deform_conv::launch::kernel_name(input, columns))
             .collect(),
-        "epilogue.cu" => crate::swin::epilogue_launch::kernels(),
+        "epilogue.cu" => crate::epilogue::launch::kernels(),
+        "im2col.cu" => crate::conv::im2col_launch::kernels(),
         "emulation/conversions.cu" => vec!["convert_f32"],
         _ => return Err(format!("no emulator for kernels/{source}")),
     };

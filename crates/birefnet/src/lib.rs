@@ -26,6 +26,7 @@ pub mod deform_conv;
 pub mod device;
 #[cfg(test)]
 mod emulation;
+mod epilogue;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;

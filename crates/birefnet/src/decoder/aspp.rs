@@ -5,6 +5,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::deform_conv::{deform_conv2d, deform_conv2d_bf16, DeformConv2dConfig, DeformWeightBf16};
+use crate::epilogue::{channel_epilogue, Kind};
 use crate::ops::{global_avg_pool, BatchNorm2d};
 use crate::trace::Trace;
 use nobg_bf16::Matmul;
@@ -206,6 +207,11 @@ impl AsppDeformable {
         }
         // Dropout(0.5) follows conv1 in the reference: the identity in eval mode.
         let pooled = split.pooled.forward(&self.pooled(x)?)?;
+        if split.pooled.on_columns() {
+            // The pooled branch is a bias per image and channel: one epilogue pass.
+            let (b, c, _, _) = pooled.dims4()?;
+            return channel_epilogue(&sum, &pooled.reshape((b, c))?, Kind::BiasRelu);
+        }
         sum.broadcast_add(&pooled)?.relu()
     }
 

@@ -46,7 +46,7 @@ impl BasicDecBlk {
     }
 
     pub fn forward_traced(&self, x: &Tensor, trace: &mut Trace, name: &str) -> Result<Tensor> {
-        let x = self.conv_in.forward(x)?.relu()?;
+        let x = self.conv_in.forward_relu(x)?;
         let x = self.dec_att.forward_traced(&x, trace, name)?;
         let x = self.conv_out.forward(&x)?;
         trace.record(name, &x);

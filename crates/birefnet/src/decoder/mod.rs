@@ -77,7 +77,7 @@ impl GradientAttention {
 
 impl Module for GradientAttention {
     fn forward(&self, p: &Tensor) -> Result<Tensor> {
-        let g = self.conv_bn.forward(p)?.relu()?;
+        let g = self.conv_bn.forward_relu(p)?;
         let attn = candle_nn::ops::sigmoid(&self.attn.forward(&g)?)?;
         p.broadcast_mul(&attn)
     }

@@ -1,29 +1,30 @@
-//! The CUDA forward of the fused linear epilogue: one launch of `kernels/epilogue.cu` as
-//! planned by [`super::epilogue::plan`].
+//! The CUDA forward of the fused epilogue: one launch of `kernels/epilogue.cu` as planned by
+//! [`super::launch::plan`].
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape};
 
-use super::epilogue::Kind;
-use super::epilogue_launch::{kernel_name, plan, KernelGeometry};
+use super::launch::{kernel_name, plan, KernelGeometry};
+use super::Kind;
 use crate::cuda_util::view;
 use crate::launch::LaunchDims;
 
-const OP: &str = "linear-epilogue";
+const OP: &str = "epilogue";
 
 type Operand<'a> = (&'a CudaStorage, &'a Layout);
 
 pub(super) fn run(
     kind: Kind,
+    inner: usize,
     y: Operand,
     bias: Operand,
     residual: Operand,
 ) -> Result<(CudaStorage, Shape)> {
     let elements = y.1.shape().elem_count();
     let cols = bias.1.shape().elem_count();
-    let (geometry, dims) = plan(elements, cols)?;
+    let (geometry, dims) = plan(elements, inner, cols)?;
     let dtype = y.0.dtype();
     let Some(kernel) = kernel_name(kind, dtype) else {
         bail!("{OP} (cuda): no kernel for {dtype:?}");

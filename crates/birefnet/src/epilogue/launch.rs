@@ -2,20 +2,21 @@
 
 use candle_core::{bail, DType, Result};
 
-use super::epilogue::Kind;
+use super::Kind;
 use crate::launch::{to_u32, LaunchDims};
 
-const OP: &str = "linear-epilogue (cuda)";
+const OP: &str = "epilogue (cuda)";
 
 /// The kernel's `Geometry` argument, field for field.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KernelGeometry {
-    pub rows: u32,
-    pub cols: u32,
+    pub len: u64,
+    pub inner: u32,
+    pub period: u32,
 }
 
-// SAFETY: a plain `repr(C)` struct of two u32s, laid out as the kernel's `Geometry`.
+// SAFETY: a plain `repr(C)` struct of a u64 and two u32s, laid out as the kernel's `Geometry`.
 #[cfg(feature = "cuda")]
 unsafe impl candle_core::cuda_backend::cudarc::driver::DeviceRepr for KernelGeometry {}
 
@@ -23,14 +24,20 @@ unsafe impl candle_core::cuda_backend::cudarc::driver::DeviceRepr for KernelGeom
 const BLOCK: u32 = 256;
 const MAX_BLOCKS: u64 = 1 << 16;
 
-/// The launch over `elements` values in rows of `cols`.
-pub(crate) fn plan(elements: usize, cols: usize) -> Result<(KernelGeometry, LaunchDims)> {
-    if cols == 0 || !elements.is_multiple_of(cols) || elements == 0 {
-        bail!("{OP}: {elements} values in rows of {cols}");
+/// The launch over `elements` values whose bias index is `(i / inner) % period`.
+pub(crate) fn plan(
+    elements: usize,
+    inner: usize,
+    period: usize,
+) -> Result<(KernelGeometry, LaunchDims)> {
+    let covered = inner.checked_mul(period);
+    if elements == 0 || covered.is_none_or(|c| c == 0 || !elements.is_multiple_of(c)) {
+        bail!("{OP}: {elements} values for a bias of {period} over runs of {inner}");
     }
     let geometry = KernelGeometry {
-        rows: to_u32(OP, "rows", elements / cols)?,
-        cols: to_u32(OP, "cols", cols)?,
+        len: elements as u64,
+        inner: to_u32(OP, "inner", inner)?,
+        period: to_u32(OP, "period", period)?,
     };
     let blocks = (elements as u64).div_ceil(BLOCK as u64).min(MAX_BLOCKS) as u32;
     Ok((
@@ -52,6 +59,9 @@ pub(crate) fn kernel_name(kind: Kind, dtype: DType) -> Option<&'static str> {
         (Kind::BiasResidual, F32) => "bias_residual_f32",
         (Kind::BiasResidual, F16) => "bias_residual_f16",
         (Kind::BiasResidual, BF16) => "bias_residual_bf16",
+        (Kind::BiasRelu, F32) => "bias_relu_f32",
+        (Kind::BiasRelu, F16) => "bias_relu_f16",
+        (Kind::BiasRelu, BF16) => "bias_relu_bf16",
         _ => return None,
     })
 }
@@ -59,7 +69,7 @@ pub(crate) fn kernel_name(kind: Kind, dtype: DType) -> Option<&'static str> {
 /// Every (kind, dtype) with a kernel.
 #[cfg(test)]
 pub(crate) fn kernels() -> Vec<&'static str> {
-    [Kind::Bias, Kind::BiasGelu, Kind::BiasResidual]
+    Kind::ALL
         .into_iter()
         .flat_map(|k| [DType::F32, DType::F16, DType::BF16].map(move |d| kernel_name(k, d)))
         .flatten()
@@ -72,31 +82,32 @@ pub(crate) fn kernels() -> Vec<&'static str> {
 mod tests {
     use super::*;
     use crate::emulation::{self, bytes_of, device_bytes, device_values, uniform, Param};
-    use crate::swin::epilogue::epilogue;
+    use crate::epilogue::apply;
     use candle_core::{Device, Tensor};
 
     /// Largest |emulated - twin| in units of `1e-6 + |twin| * unit`, `unit` the dtype's
     /// relative rounding step (the two sides' GELUs differ by ~1e-7, which can move a rounding).
     /// `blocks` replaces the plan's grid with a smaller one, so that the stride loop runs
     /// more than once (the plan only strides past 2^16 blocks).
+    /// The output holds `outer * period * inner` values; the bias has `period`.
     fn check(
         kind: Kind,
         dtype: DType,
-        rows: usize,
-        cols: usize,
+        (outer, period, inner): (usize, usize, usize),
         blocks: Option<u32>,
     ) -> candle_core::Result<f32> {
+        let (rows, cols) = (outer * period, inner);
         let dev = Device::Cpu;
         let make = |n: usize, seed: u64, shape: &[usize]| {
             Tensor::from_vec(uniform(n, seed, -3.0, 3.0), shape, &dev)?.to_dtype(dtype)
         };
         let y = make(rows * cols, 1, &[rows, cols])?;
-        let bias = make(cols, 2, &[cols])?;
+        let bias = make(period, 2, &[period])?;
         let residual = make(rows * cols, 3, &[rows, cols])?;
-        let twin = epilogue(&y, &bias, kind, Some(&residual))?;
+        let twin = apply(&y, &bias, kind, Some(&residual), inner)?;
         let twin = twin.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
 
-        let (geometry, mut dims) = plan(rows * cols, cols)?;
+        let (geometry, mut dims) = plan(rows * cols, inner, period)?;
         if let Some(blocks) = blocks {
             dims.grid.0 = blocks;
         }
@@ -147,13 +158,22 @@ mod tests {
 
     #[test]
     fn emulated_kernels_match_the_twin() {
-        // Rows of widths that are no power of two, and a single element.
-        for kind in [Kind::Bias, Kind::BiasGelu, Kind::BiasResidual] {
+        // (outer, period, inner): a linear's bias over its rows (inner 1, widths that are no
+        // power of two), a single element, a channel bias over planes (inner = H*W), and a
+        // stride loop that runs more than once.
+        let shapes = [
+            ((1, 1, 1), None),
+            ((9, 96, 1), None),
+            ((7, 333, 1), Some(2)),
+            ((2, 5, 37), None),
+            ((1, 3, 700), Some(3)),
+        ];
+        for kind in Kind::ALL {
             for dtype in [DType::F32, DType::F16, DType::BF16] {
-                for (rows, cols, blocks) in [(1, 1, None), (9, 96, None), (7, 333, Some(2))] {
-                    match check(kind, dtype, rows, cols, blocks) {
-                        Ok(err) => assert!(err <= 1.0, "{kind:?} {dtype:?} {rows}x{cols}: {err}"),
-                        Err(e) => panic!("{kind:?} {dtype:?} {rows}x{cols}: {e}"),
+                for (shape, blocks) in shapes {
+                    match check(kind, dtype, shape, blocks) {
+                        Ok(err) => assert!(err <= 1.0, "{kind:?} {dtype:?} {shape:?}: {err}"),
+                        Err(e) => panic!("{kind:?} {dtype:?} {shape:?}: {e}"),
                     }
                 }
             }
@@ -161,13 +181,18 @@ mod tests {
     }
 
     #[test]
-    fn plans_cover_every_element_and_refuse_ragged_rows() -> candle_core::Result<()> {
-        let (g, dims) = plan(1536 * 700_000, 1536)?;
-        assert_eq!((g.rows, g.cols), (700_000, 1536));
+    fn plans_cover_every_element_and_refuse_ragged_runs() -> candle_core::Result<()> {
+        let (g, dims) = plan(1536 * 700_000, 1, 1536)?;
+        assert_eq!((g.len, g.inner, g.period), (1536 * 700_000, 1, 1536));
         // Past MAX_BLOCKS whole blocks the grid strides.
         assert_eq!(dims.grid.0 as u64, MAX_BLOCKS);
-        assert!(plan(10, 3).is_err());
-        assert!(plan(0, 3).is_err());
+        assert!(plan(10, 1, 3).is_err());
+        assert!(plan(0, 1, 3).is_err());
+        assert!(plan(12, 0, 3).is_err());
+        // A channel bias: 2 images x 3 channels x 4 pixels.
+        let (g, _) = plan(24, 4, 3)?;
+        assert_eq!((g.len, g.inner, g.period), (24, 4, 3));
+        assert!(plan(24, 5, 3).is_err());
         Ok(())
     }
 }

@@ -1,16 +1,23 @@
-//! The token linears' epilogue on CUDA as one op: the bias, then GELU or the residual, in one
-//! pass over the matrix product's output (`kernels/epilogue.cu`) instead of candle's two or
-//! three element-wise kernels, each reading and writing the whole activation. The CPU forward
-//! is the twin the kernel is tested against (the CPU's f32 linears fuse all of this into their
-//! GEMM already, see [`super::linear`]).
+//! What follows a matrix product on CUDA, as one op: the bias, then GELU, ReLU or the residual,
+//! in one pass over the product's output (`kernels/epilogue.cu`) instead of candle's two or
+//! three element-wise kernels, each reading and writing the whole activation. It serves the
+//! Swin token linears (a bias over the last dimension) and the column convolutions of
+//! [`crate::conv`] (a bias per channel of an NCHW map). The CPU forward is the twin the kernel
+//! is tested against (the CPU's f32 linears and convolutions fuse all of this into their GEMM
+//! already).
+
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod launch;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use half::{bf16, f16};
 
-use super::gelu::gelu_erf_in_place;
+use crate::swin::gelu::gelu_erf_in_place;
 
-const OP: &str = "linear-epilogue";
+const OP: &str = "epilogue";
 
 /// What follows the product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +25,17 @@ pub enum Kind {
     Bias,
     BiasGelu,
     BiasResidual,
+    BiasRelu,
+}
+
+impl Kind {
+    #[cfg(test)]
+    pub(crate) const ALL: [Kind; 4] = [
+        Kind::Bias,
+        Kind::BiasGelu,
+        Kind::BiasResidual,
+        Kind::BiasRelu,
+    ];
 }
 
 /// Whether the CUDA linears use the fused epilogue: only with `NOBG_CUDA_EPILOGUE=kernel`,
@@ -54,6 +72,34 @@ pub(crate) fn epilogue(
     if bias.dims() != [cols] {
         bail!("{OP}: bias {:?} for output {:?}", bias.dims(), y.dims());
     }
+    apply(y, bias, kind, residual, 1)
+}
+
+/// `kind` applied to the NCHW map `y [B, C, H, W]` with a bias per channel (`bias [C]`) or per
+/// image and channel (`bias [B, C]`); no residual.
+pub(crate) fn channel_epilogue(y: &Tensor, bias: &Tensor, kind: Kind) -> Result<Tensor> {
+    let (b, c, h, w) = y.dims4()?;
+    if bias.dims() != [c] && bias.dims() != [b, c] {
+        bail!(
+            "{OP}: channel bias {:?} for map {:?}",
+            bias.dims(),
+            y.dims()
+        );
+    }
+    if kind == Kind::BiasResidual {
+        bail!("{OP}: the channel epilogue takes no residual");
+    }
+    apply(y, &bias.flatten_all()?, kind, None, h * w)
+}
+
+/// Element `i` of `y` takes `bias[(i / inner) % bias.len()]`.
+fn apply(
+    y: &Tensor,
+    bias: &Tensor,
+    kind: Kind,
+    residual: Option<&Tensor>,
+    inner: usize,
+) -> Result<Tensor> {
     let y = y.contiguous()?;
     let residual = match (kind, residual) {
         (Kind::BiasResidual, Some(r)) if r.dims() == y.dims() => r.contiguous()?,
@@ -65,10 +111,14 @@ pub(crate) fn epilogue(
         // The kernels take a third operand either way; this one is not read.
         _ => y.clone(),
     };
-    y.apply_op3_no_bwd(&bias.contiguous()?, &residual, &EpilogueOp(kind))
+    y.apply_op3_no_bwd(&bias.contiguous()?, &residual, &EpilogueOp { kind, inner })
 }
 
-struct EpilogueOp(Kind);
+struct EpilogueOp {
+    kind: Kind,
+    /// Consecutive elements that share a bias value.
+    inner: usize,
+}
 
 fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {
@@ -86,26 +136,30 @@ impl EpilogueOp {
         residual: &[T],
         to_f32: impl Fn(T) -> f32,
         from_f32: impl Fn(f32) -> T,
-    ) -> Vec<T> {
-        let cols = bias.len();
-        let mut out = Vec::with_capacity(y.len());
-        let mut row = vec![0f32; cols];
-        for (r, y_row) in y.chunks_exact(cols).enumerate() {
-            for ((v, &y), &b) in row.iter_mut().zip(y_row).zip(bias) {
-                *v = to_f32(y) + to_f32(b);
-            }
-            match self.0 {
-                Kind::Bias => {}
-                Kind::BiasGelu => gelu_erf_in_place(&mut row),
-                Kind::BiasResidual => {
-                    for (v, &res) in row.iter_mut().zip(&residual[r * cols..][..cols]) {
-                        *v += to_f32(res);
-                    }
+    ) -> Result<Vec<T>> {
+        let (inner, period) = (self.inner, bias.len());
+        if inner == 0 || period == 0 || !y.len().is_multiple_of(inner * period) {
+            bail!(
+                "{OP}: {} values for a bias of {period} over runs of {inner}",
+                y.len()
+            );
+        }
+        let mut v = Vec::with_capacity(y.len());
+        for (run, &b) in y.chunks_exact(inner).zip(bias.iter().cycle()) {
+            let b = to_f32(b);
+            v.extend(run.iter().map(|&y| to_f32(y) + b));
+        }
+        match self.kind {
+            Kind::Bias => {}
+            Kind::BiasGelu => gelu_erf_in_place(&mut v),
+            Kind::BiasResidual => {
+                for (v, &r) in v.iter_mut().zip(residual) {
+                    *v += to_f32(r);
                 }
             }
-            out.extend(row.iter().map(|&v| from_f32(v)));
+            Kind::BiasRelu => v.iter_mut().for_each(|v| *v = v.max(0.0)),
         }
-        out
+        Ok(v.into_iter().map(from_f32).collect())
     }
 }
 
@@ -131,21 +185,21 @@ impl CustomOp3 for EpilogueOp {
                 contiguous(r, residual_l)?,
                 |v| v,
                 |v| v,
-            )),
+            )?),
             (S::F16(y), S::F16(b), S::F16(r)) => S::F16(self.run(
                 contiguous(y, y_l)?,
                 contiguous(b, bias_l)?,
                 contiguous(r, residual_l)?,
                 f16::to_f32,
                 f16::from_f32,
-            )),
+            )?),
             (S::BF16(y), S::BF16(b), S::BF16(r)) => S::BF16(self.run(
                 contiguous(y, y_l)?,
                 contiguous(b, bias_l)?,
                 contiguous(r, residual_l)?,
                 bf16::to_f32,
                 bf16::from_f32,
-            )),
+            )?),
             _ => bail!(
                 "{OP}: operands must share one of f32, f16, bf16, got {:?}",
                 y.dtype()
@@ -164,7 +218,13 @@ impl CustomOp3 for EpilogueOp {
         residual: &candle_core::CudaStorage,
         residual_l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::epilogue_cuda::run(self.0, (y, y_l), (bias, bias_l), (residual, residual_l))
+        cuda::run(
+            self.kind,
+            self.inner,
+            (y, y_l),
+            (bias, bias_l),
+            (residual, residual_l),
+        )
     }
 }
 

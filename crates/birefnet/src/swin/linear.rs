@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::epilogue;
 use super::gelu::gelu_erf_in_place;
+use crate::epilogue;
 use crate::ops::f32_slice;
 
 /// What follows the matrix product.

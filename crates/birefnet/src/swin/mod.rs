@@ -3,13 +3,8 @@
 
 mod attention;
 mod block;
-pub(crate) mod epilogue;
-#[cfg(feature = "cuda")]
-mod epilogue_cuda;
-#[cfg(any(test, feature = "cuda"))]
-pub(crate) mod epilogue_launch;
 mod fused;
-mod gelu;
+pub(crate) mod gelu;
 mod linear;
 mod patch;
 #[cfg(any(test, feature = "cuda"))]

@@ -1,4 +1,5 @@
-//! `nn.Conv2d` with a faster CPU f32 path for the stride-1 convolutions of the decoder.
+//! `nn.Conv2d` with a faster CPU f32 path for the stride-1 convolutions of the decoder, and on
+//! CUDA (with `NOBG_CUDA_CONV=kernel`) the column path of [`columns`].
 //!
 //! Candle's CPU conv2d transposes the whole input to NHWC on one thread, builds im2col tiles
 //! with scattered writes and scatters the result back to NCHW. Here the columns of a band of
@@ -6,6 +7,12 @@
 //! input rows), and `weight [Cout, C*k*k] x columns [C*k*k, pixels]` is written by gemm
 //! directly into the NCHW output, bands in parallel. A 1x1 convolution needs no columns at
 //! all: it is one GEMM on the input as it lies.
+
+pub(crate) mod columns;
+#[cfg(feature = "cuda")]
+mod im2col_cuda;
+#[cfg(any(test, feature = "cuda"))]
+pub(crate) mod im2col_launch;
 
 use candle_core::{
     bail, CpuStorage, CustomOp2, DType, Device, Layout, Module, Result, Shape, Tensor,
@@ -24,6 +31,8 @@ pub struct Conv2d {
     cfg: Conv2dConfig,
     /// Set when the fast CPU path applies (f32 on the CPU, stride 1, no dilation or groups).
     fast: Option<FastConv>,
+    /// Set on CUDA with the column path ([`columns::used_on`]), groups 1.
+    columns: Option<columns::ColumnConv>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,11 +129,17 @@ impl Conv2d {
         } else {
             None
         };
+        let columns = if columns::used_on(weight.device()) && cfg.groups == 1 {
+            Some(columns::ColumnConv::new(weight, inner.bias(), cfg)?)
+        } else {
+            None
+        };
         Ok(Self {
             inner,
             kernel,
             cfg,
             fast,
+            columns,
         })
     }
 }
@@ -180,18 +195,42 @@ impl ConvBn {
     }
 }
 
+impl ConvBn {
+    /// `relu(self(x))`, the ReLU in the same pass as the bias where the convolution has one.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.conv.forward_relu(x)
+    }
+}
+
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.conv.forward(x)
     }
 }
 
+impl Conv2d {
+    /// `relu(self(x))`: on the column path the ReLU runs in the bias's epilogue pass.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.columns {
+            Some(conv) if x.device().is_cuda() => conv.forward(x, true),
+            _ => self.forward(x)?.relu(),
+        }
+    }
+
+    /// Whether this convolution runs on the column path (its outputs then take the fused
+    /// epilogues of [`crate::epilogue`] too).
+    pub fn on_columns(&self) -> bool {
+        self.columns.is_some()
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.fast {
-            Some(fast) if x.dtype() == DType::F32 && x.device().is_cpu() => {
+        match (&self.fast, &self.columns) {
+            (Some(fast), _) if x.dtype() == DType::F32 && x.device().is_cpu() => {
                 x.contiguous()?.apply_op2_no_bwd(&fast.weight, fast)
             }
+            (_, Some(conv)) if x.device().is_cuda() => conv.forward(x, false),
             _ => self.inner.forward(x),
         }
     }
