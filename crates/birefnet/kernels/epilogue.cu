@@ -4,7 +4,8 @@
 // arithmetic is f32 for every storage type, rounded once at the end; the CPU twin is
 // `epilogue::EpilogueOp`'s cpu_fwd.
 //
-// Element i takes bias[(i / inner) % period]: a token linear's bias over the last dimension is
+// Element i takes bias[(i / inner) % period] (SCALE_SHIFT_RELU: scale bias[j], shift
+// bias[period + j], an eval-mode BatchNorm then ReLU): a token linear's bias over the last dimension is
 // inner = 1, period = columns; a convolution's per-channel bias over NCHW is inner = H*W,
 // period = C (or B*C for a bias per image and channel).
 //
@@ -27,13 +28,19 @@ struct Geometry {
     uint32_t inner, period;
 };
 
-enum Kind { BIAS = 0, BIAS_GELU = 1, BIAS_RESIDUAL = 2, BIAS_RELU = 3 };
+enum Kind { BIAS = 0, BIAS_GELU = 1, BIAS_RESIDUAL = 2, BIAS_RELU = 3, SCALE_SHIFT_RELU = 4 };
 
 template <typename T, int K>
 __device__ void epilogue(const T *y, const T *bias, const T *residual, T *out, const Geometry g) {
     const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.len; i += stride) {
-        float v = to_f32(y[i]) + to_f32(bias[(i / g.inner) % g.period]);
+        const uint64_t j = (i / g.inner) % g.period;
+        float v;
+        if (K == SCALE_SHIFT_RELU) {
+            v = fmaxf(to_f32(y[i]) * to_f32(bias[j]) + to_f32(bias[g.period + j]), 0.0f);
+        } else {
+            v = to_f32(y[i]) + to_f32(bias[j]);
+        }
         if (K == BIAS_GELU) {
             v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
         } else if (K == BIAS_RESIDUAL) {
@@ -63,3 +70,6 @@ EPILOGUE(bias_residual_bf16, __nv_bfloat16, BIAS_RESIDUAL)
 EPILOGUE(bias_relu_f32, float, BIAS_RELU)
 EPILOGUE(bias_relu_f16, __half, BIAS_RELU)
 EPILOGUE(bias_relu_bf16, __nv_bfloat16, BIAS_RELU)
+EPILOGUE(scale_shift_relu_f32, float, SCALE_SHIFT_RELU)
+EPILOGUE(scale_shift_relu_f16, __half, SCALE_SHIFT_RELU)
+EPILOGUE(scale_shift_relu_bf16, __nv_bfloat16, SCALE_SHIFT_RELU)

@@ -20,13 +20,20 @@ use crate::epilogue::{channel_epilogue, Kind};
 /// Whether CUDA convolutions run this way: only with `NOBG_CUDA_CONV=kernel`, until it has
 /// passed the fixtures on a GPU (candle's own convolution has; `make gpu-check` runs both).
 pub fn cuda_kernel_by_default() -> bool {
-    cfg!(feature = "cuda")
-        && std::env::var("NOBG_CUDA_CONV").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"))
+    cfg!(feature = "cuda") && conv_env().is_some_and(|v| v.eq_ignore_ascii_case("kernel"))
 }
 
-/// Whether weights on `device` take the column path at load.
+fn conv_env() -> Option<String> {
+    std::env::var("NOBG_CUDA_CONV").ok()
+}
+
+/// Whether weights on `device` take the column path (and the decoder's fused epilogues) at
+/// load: CUDA with [`cuda_kernel_by_default`], or the CPU with `NOBG_CUDA_CONV=twin`, which runs
+/// the same path on the kernels' CPU twins so that the CPU tests cover its wiring in the model
+/// (f16/bf16 there; f32 keeps the CPU's own fast convolution).
 pub(crate) fn used_on(device: &Device) -> bool {
-    device.is_cuda() && cuda_kernel_by_default()
+    (device.is_cuda() && cuda_kernel_by_default())
+        || (device.is_cpu() && conv_env().is_some_and(|v| v.eq_ignore_ascii_case("twin")))
 }
 
 /// Default ceiling on the columns of one band (256 MiB, as the deformable convolution's).

@@ -31,7 +31,7 @@ pub struct Conv2d {
     cfg: Conv2dConfig,
     /// Set when the fast CPU path applies (f32 on the CPU, stride 1, no dilation or groups).
     fast: Option<FastConv>,
-    /// Set on CUDA with the column path ([`columns::used_on`]), groups 1.
+    /// Set where the column path is used ([`columns::used_on`]), groups 1.
     columns: Option<columns::ColumnConv>,
 }
 
@@ -212,7 +212,7 @@ impl Conv2d {
     /// `relu(self(x))`: on the column path the ReLU runs in the bias's epilogue pass.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         match &self.columns {
-            Some(conv) if x.device().is_cuda() => conv.forward(x, true),
+            Some(conv) => conv.forward(x, true),
             _ => self.forward(x)?.relu(),
         }
     }
@@ -230,7 +230,7 @@ impl Module for Conv2d {
             (Some(fast), _) if x.dtype() == DType::F32 && x.device().is_cpu() => {
                 x.contiguous()?.apply_op2_no_bwd(&fast.weight, fast)
             }
-            (_, Some(conv)) if x.device().is_cuda() => conv.forward(x, false),
+            (_, Some(conv)) => conv.forward(x, false),
             _ => self.inner.forward(x),
         }
     }

@@ -5,7 +5,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 use crate::deform_conv::{deform_conv2d, deform_conv2d_bf16, DeformConv2dConfig, DeformWeightBf16};
-use crate::epilogue::{channel_epilogue, Kind};
+use crate::epilogue::{channel_epilogue, channel_scale_shift_relu, Kind};
 use crate::ops::{global_avg_pool, BatchNorm2d};
 use crate::trace::Trace;
 use nobg_bf16::Matmul;
@@ -94,10 +94,20 @@ impl Module for DeformableConv2d {
 pub struct AsppBranch {
     atrous_conv: DeformableConv2d,
     bn: BatchNorm2d,
+    /// `[2, C]` BatchNorm scale and shift in the run dtype, where the BatchNorm and ReLU run as
+    /// one epilogue pass (CUDA with the column path, [`crate::conv::columns::used_on`]).
+    fused_bn_relu: Option<Tensor>,
 }
 
 impl AsppBranch {
     pub fn new(in_c: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
+        let bn = BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("bn"))?;
+        let fused_bn_relu = if crate::conv::columns::used_on(vb.device()) {
+            let (scale, shift) = bn.scale_shift_f32();
+            Some(Tensor::stack(&[scale, shift], 0)?.to_dtype(vb.dtype())?)
+        } else {
+            None
+        };
         Ok(Self {
             atrous_conv: DeformableConv2d::new(
                 in_c,
@@ -105,14 +115,18 @@ impl AsppBranch {
                 kernel,
                 vb.pp("atrous_conv"),
             )?,
-            bn: BatchNorm2d::new(BRANCH_CHANNELS, vb.pp("bn"))?,
+            bn,
+            fused_bn_relu,
         })
     }
 
     fn forward_traced(&self, x: &Tensor, trace: &mut Trace, name: &str) -> Result<Tensor> {
         let y = self.atrous_conv.forward(x)?;
         trace.record(name, &y);
-        self.bn.forward(&y)?.relu()
+        match &self.fused_bn_relu {
+            Some(terms) => channel_scale_shift_relu(&y, terms),
+            None => self.bn.forward(&y)?.relu(),
+        }
     }
 }
 

@@ -23,8 +23,8 @@ pub(super) fn run(
     residual: Operand,
 ) -> Result<(CudaStorage, Shape)> {
     let elements = y.1.shape().elem_count();
-    let cols = bias.1.shape().elem_count();
-    let (geometry, dims) = plan(elements, inner, cols)?;
+    let terms = bias.1.shape().elem_count();
+    let (geometry, dims) = plan(elements, inner, terms / kind.terms_per_channel())?;
     let dtype = y.0.dtype();
     let Some(kernel) = kernel_name(kind, dtype) else {
         bail!("{OP} (cuda): no kernel for {dtype:?}");
@@ -35,7 +35,7 @@ pub(super) fn run(
         kernel,
         geometry,
         dims,
-        lens: [elements, cols, elements],
+        lens: [elements, terms, elements],
     };
     use CudaStorageSlice as S;
     macro_rules! dispatch {

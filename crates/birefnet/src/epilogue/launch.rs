@@ -62,6 +62,9 @@ pub(crate) fn kernel_name(kind: Kind, dtype: DType) -> Option<&'static str> {
         (Kind::BiasRelu, F32) => "bias_relu_f32",
         (Kind::BiasRelu, F16) => "bias_relu_f16",
         (Kind::BiasRelu, BF16) => "bias_relu_bf16",
+        (Kind::ScaleShiftRelu, F32) => "scale_shift_relu_f32",
+        (Kind::ScaleShiftRelu, F16) => "scale_shift_relu_f16",
+        (Kind::ScaleShiftRelu, BF16) => "scale_shift_relu_bf16",
         _ => return None,
     })
 }
@@ -102,7 +105,8 @@ mod tests {
             Tensor::from_vec(uniform(n, seed, -3.0, 3.0), shape, &dev)?.to_dtype(dtype)
         };
         let y = make(rows * cols, 1, &[rows, cols])?;
-        let bias = make(period, 2, &[period])?;
+        let terms = period * kind.terms_per_channel();
+        let bias = make(terms, 2, &[terms])?;
         let residual = make(rows * cols, 3, &[rows, cols])?;
         let twin = apply(&y, &bias, kind, Some(&residual), inner)?;
         let twin = twin.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;

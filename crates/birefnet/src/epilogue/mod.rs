@@ -26,16 +26,28 @@ pub enum Kind {
     BiasGelu,
     BiasResidual,
     BiasRelu,
+    /// `relu(y * scale + shift)`, an eval-mode BatchNorm then ReLU: the bias operand holds
+    /// the scales, then the shifts.
+    ScaleShiftRelu,
 }
 
 impl Kind {
     #[cfg(test)]
-    pub(crate) const ALL: [Kind; 4] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::Bias,
         Kind::BiasGelu,
         Kind::BiasResidual,
         Kind::BiasRelu,
+        Kind::ScaleShiftRelu,
     ];
+
+    /// Values of the bias operand per bias index.
+    pub(crate) fn terms_per_channel(self) -> usize {
+        match self {
+            Kind::ScaleShiftRelu => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Whether the CUDA linears use the fused epilogue: only with `NOBG_CUDA_EPILOGUE=kernel`,
@@ -86,10 +98,30 @@ pub(crate) fn channel_epilogue(y: &Tensor, bias: &Tensor, kind: Kind) -> Result<
             y.dims()
         );
     }
-    if kind == Kind::BiasResidual {
-        bail!("{OP}: the channel epilogue takes no residual");
+    if matches!(kind, Kind::BiasResidual | Kind::ScaleShiftRelu) {
+        bail!("{OP}: the channel epilogue takes a bias, no residual or scale");
     }
     apply(y, &bias.flatten_all()?, kind, None, h * w)
+}
+
+/// `relu(y * scale + shift)` per channel of the NCHW map `y [B, C, H, W]`, `scale_shift
+/// [2, C]` (an eval-mode BatchNorm, then ReLU) in one pass.
+pub(crate) fn channel_scale_shift_relu(y: &Tensor, scale_shift: &Tensor) -> Result<Tensor> {
+    let (_, c, h, w) = y.dims4()?;
+    if scale_shift.dims() != [2, c] {
+        bail!(
+            "{OP}: scale and shift {:?} for map {:?}",
+            scale_shift.dims(),
+            y.dims()
+        );
+    }
+    apply(
+        y,
+        &scale_shift.flatten_all()?,
+        Kind::ScaleShiftRelu,
+        None,
+        h * w,
+    )
 }
 
 /// Element `i` of `y` takes `bias[(i / inner) % bias.len()]`.
@@ -137,17 +169,27 @@ impl EpilogueOp {
         to_f32: impl Fn(T) -> f32,
         from_f32: impl Fn(f32) -> T,
     ) -> Result<Vec<T>> {
-        let (inner, period) = (self.inner, bias.len());
-        if inner == 0 || period == 0 || !y.len().is_multiple_of(inner * period) {
+        let (inner, period) = (self.inner, bias.len() / self.kind.terms_per_channel());
+        if inner == 0
+            || period == 0
+            || bias.len() != period * self.kind.terms_per_channel()
+            || !y.len().is_multiple_of(inner * period)
+        {
             bail!(
                 "{OP}: {} values for a bias of {period} over runs of {inner}",
                 y.len()
             );
         }
         let mut v = Vec::with_capacity(y.len());
-        for (run, &b) in y.chunks_exact(inner).zip(bias.iter().cycle()) {
-            let b = to_f32(b);
-            v.extend(run.iter().map(|&y| to_f32(y) + b));
+        for (i, run) in y.chunks_exact(inner).enumerate() {
+            let j = i % period;
+            let b = to_f32(bias[j]);
+            if self.kind == Kind::ScaleShiftRelu {
+                let shift = to_f32(bias[period + j]);
+                v.extend(run.iter().map(|&y| (to_f32(y) * b + shift).max(0.0)));
+            } else {
+                v.extend(run.iter().map(|&y| to_f32(y) + b));
+            }
         }
         match self.kind {
             Kind::Bias => {}
@@ -158,6 +200,7 @@ impl EpilogueOp {
                 }
             }
             Kind::BiasRelu => v.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Kind::ScaleShiftRelu => {}
         }
         Ok(v.into_iter().map(from_f32).collect())
     }
@@ -272,6 +315,42 @@ mod tests {
         let diff = (got.to_dtype(DType::F32)? - expected.to_dtype(DType::F32)?)?;
         let err = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
         assert!(err <= 1.0 / 128.0, "f16: {err:e}");
+        Ok(())
+    }
+
+    /// The channel epilogues against candle's broadcast ops on an NCHW map.
+    #[test]
+    fn channel_epilogues_match_candles_broadcasts() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (2, 3, 4, 5);
+        let y = Tensor::from_vec(values(b * c * h * w, 5), (b, c, h, w), &dev)?;
+        let per_channel = Tensor::from_vec(values(c, 6), c, &dev)?;
+        let per_image = Tensor::from_vec(values(b * c, 7), (b, c), &dev)?;
+        let scale = Tensor::from_vec(values(c, 8), c, &dev)?;
+        let err = |a: Tensor, e: Tensor| -> Result<f32> {
+            (a - e)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+        };
+        let want = y.broadcast_add(&per_channel.reshape((1, c, 1, 1))?)?;
+        assert!(
+            err(
+                channel_epilogue(&y, &per_channel, Kind::Bias)?,
+                want.clone()
+            )? <= 1e-6
+        );
+        let got = channel_epilogue(&y, &per_channel, Kind::BiasRelu)?;
+        assert!(err(got, want.relu()?)? <= 1e-6);
+        let want = y.broadcast_add(&per_image.reshape((b, c, 1, 1))?)?.relu()?;
+        assert!(err(channel_epilogue(&y, &per_image, Kind::BiasRelu)?, want)? <= 1e-6);
+        let want = y
+            .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&per_channel.reshape((1, c, 1, 1))?)?
+            .relu()?;
+        let terms = Tensor::stack(&[&scale, &per_channel], 0)?;
+        assert!(err(channel_scale_shift_relu(&y, &terms)?, want)? <= 1e-6);
+        // Shapes that do not fit are errors, not misreads.
+        assert!(channel_epilogue(&y, &scale.narrow(0, 0, 2)?, Kind::Bias).is_err());
+        assert!(channel_epilogue(&y, &per_channel, Kind::BiasResidual).is_err());
+        assert!(channel_scale_shift_relu(&y, &per_channel).is_err());
         Ok(())
     }
 
