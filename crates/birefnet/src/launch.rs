@@ -55,6 +55,17 @@ pub(crate) fn to_u32(op: &str, what: &str, n: usize) -> Result<u32> {
     u32::try_from(n).or_else(|_| bail!("{op}: {what} {n} exceeds u32"))
 }
 
+/// A band of `rows` output rows from `row_start`: at least one row, all inside `0..out_h`.
+pub(crate) fn check_band(op: &str, row_start: usize, rows: usize, out_h: usize) -> Result<()> {
+    if rows == 0 || row_start + rows > out_h {
+        bail!(
+            "{op}: rows {row_start}..{} outside 0..{out_h}",
+            row_start + rows
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,15 @@ pub fn resize_bilinear(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     x.upsample_bilinear2d(h, w, true)
 }
 
+/// The type a run of `dtype` folds weights and sums products in: f64 stays f64, every other
+/// type widens to (or stays) f32.
+pub(crate) fn wide_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
 /// The data of a CPU tensor that a custom op needs as contiguous f32; `what` names it in errors.
 pub(crate) fn f32_slice<'a>(
     storage: &'a CpuStorage,

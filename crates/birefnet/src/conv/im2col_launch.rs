@@ -1,9 +1,9 @@
 //! The launch plan of `kernels/im2col.cu`: a grid-stride loop over one band's columns.
 
-use candle_core::{bail, DType, Result};
+use candle_core::{DType, Result};
 
 use super::columns::Im2col;
-use crate::launch::{to_u32, LaunchDims};
+use crate::launch::{check_band, to_u32, LaunchDims};
 
 const OP: &str = "im2col (cuda)";
 
@@ -45,14 +45,7 @@ pub(crate) struct Im2colLaunch {
 impl Im2col {
     pub(crate) fn launch_plan(&self) -> Result<Im2colLaunch> {
         let g = &self.geo;
-        if self.rows == 0 || self.row_start + self.rows > g.out_h {
-            bail!(
-                "{OP}: rows {}..{} outside 0..{}",
-                self.row_start,
-                self.row_start + self.rows,
-                g.out_h
-            );
-        }
+        check_band(OP, self.row_start, self.rows, g.out_h)?;
         let (batch, rows_k, pixels) = self.out_dims();
         let columns_len = batch * rows_k * pixels;
         let geometry = KernelGeometry {

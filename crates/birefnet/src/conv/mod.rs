@@ -20,7 +20,7 @@ use candle_core::{
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
-use crate::ops::{f32_slice, BatchNorm2d};
+use crate::ops::{f32_slice, wide_dtype, BatchNorm2d};
 use nobg_bf16::{Buffer, Matmul, TileRows};
 use std::sync::Arc;
 
@@ -162,11 +162,7 @@ impl ConvBn {
         bn: BatchNorm2d,
     ) -> Result<Self> {
         let dtype = vb.dtype();
-        let fold = if dtype == DType::F64 {
-            DType::F64
-        } else {
-            DType::F32
-        };
+        let fold = wide_dtype(dtype);
         let conv = conv(vb.set_dtype(fold))?;
         let (scale, shift) = bn.scale_shift_f32();
         let (scale, shift) = (scale.to_dtype(fold)?, shift.to_dtype(fold)?);

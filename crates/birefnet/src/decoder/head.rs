@@ -44,11 +44,7 @@ impl FusedHead {
         inner_channels: usize,
     ) -> Result<Self> {
         let dtype = vb.dtype();
-        let fold = if dtype == DType::F64 {
-            DType::F64
-        } else {
-            DType::F32
-        };
+        let fold = crate::ops::wide_dtype(dtype);
         let vb = vb.clone().set_dtype(fold);
         let in_c = dec_channels + patch_channels;
         let outer = vb.pp("conv_out1.0");
@@ -105,10 +101,7 @@ impl FusedHead {
         let dtype = hidden.dtype();
         // Half-precision runs add the two one-channel parts in f32 and round the logits once:
         // each part alone can be far larger than their sum.
-        let sum = match dtype {
-            DType::F16 | DType::BF16 => DType::F32,
-            other => other,
-        };
+        let sum = crate::ops::wide_dtype(dtype);
         let coarse = candle_core::Module::forward(&self.decoder, p1)?.to_dtype(sum)?;
         let from_decoder = crate::ops::resize_bilinear(&coarse, h, w)?;
         let from_patches = match &self.patches_f32 {

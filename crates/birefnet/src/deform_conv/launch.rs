@@ -4,7 +4,7 @@
 use candle_core::{bail, DType, Result};
 
 use super::cpu::DeformIm2col;
-use crate::launch::{to_u32, LaunchDims};
+use crate::launch::{check_band, to_u32, LaunchDims};
 
 const OP: &str = "deform-im2col (cuda)";
 
@@ -59,14 +59,7 @@ pub(crate) struct Im2colLaunch {
 impl DeformIm2col {
     pub(crate) fn launch_plan(&self) -> Result<Im2colLaunch> {
         let g = &self.geo;
-        if self.rows == 0 || self.row_start + self.rows > g.out_h {
-            bail!(
-                "{OP}: rows {}..{} outside 0..{}",
-                self.row_start,
-                self.row_start + self.rows,
-                g.out_h
-            );
-        }
+        check_band(OP, self.row_start, self.rows, g.out_h)?;
         if g.height * g.width > u32::MAX as usize {
             bail!("{OP}: planes of more than 2^32 pixels are not supported");
         }

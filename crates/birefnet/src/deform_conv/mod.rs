@@ -175,7 +175,7 @@ pub fn deform_conv2d_with(
     };
     let compute = match out_dtype {
         DType::F16 | DType::BF16 if half_columns => out_dtype,
-        dtype => compute_dtype(dtype),
+        dtype => crate::ops::wide_dtype(dtype),
     };
     let weight = weight.to_dtype(compute)?;
     let bands = if use_kernel {
@@ -277,14 +277,6 @@ fn generic_bands(
         bands.push(project(&weight, per_batch)?);
     }
     Ok(bands)
-}
-
-/// f64 stays f64; everything else is computed in f32.
-fn compute_dtype(dtype: DType) -> DType {
-    match dtype {
-        DType::F64 => DType::F64,
-        _ => DType::F32,
-    }
 }
 
 /// `weight [Cout, C*K] x columns [C*K, P]` for each batch item.
