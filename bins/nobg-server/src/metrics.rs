@@ -20,6 +20,7 @@ pub struct Metrics {
     batches: GaugeVec,
     batch_size: GaugeVec,
     inference_seconds: CounterVec,
+    pipeline_seconds: CounterVec,
 }
 
 impl Metrics {
@@ -70,6 +71,14 @@ impl Metrics {
             Opts::new("inference_seconds_total", "Time spent in forward passes"),
             &["model"],
         )?;
+        let pipeline_seconds = CounterVec::new(
+            Opts::new(
+                "pipeline_seconds_total",
+                "CPU time of requests around their forward pass, by stage: prepare (decode, resize, \
+                 normalise) and finish (mask, compositing, encoding)",
+            ),
+            &["model", "stage"],
+        )?;
         registry.register(Box::new(tasks.clone()))?;
         registry.register(Box::new(task_seconds.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -79,6 +88,7 @@ impl Metrics {
         registry.register(Box::new(batches.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(inference_seconds.clone()))?;
+        registry.register(Box::new(pipeline_seconds.clone()))?;
         Ok(Self {
             registry,
             tasks,
@@ -90,6 +100,7 @@ impl Metrics {
             batches,
             batch_size,
             inference_seconds,
+            pipeline_seconds,
         })
     }
 
@@ -135,11 +146,18 @@ impl Metrics {
                     .with_label_values(&[model, &(i + 1).to_string()])
                     .set(*count as f64);
             }
-            // The backend keeps a running total; a counter can only be advanced by the difference.
-            let counter = self.inference_seconds.with_label_values(&[model]);
-            let delta = m.inference_time_total.as_secs_f64() - counter.get();
-            if delta > 0.0 {
-                counter.inc_by(delta);
+            advance_to(
+                &self.inference_seconds.with_label_values(&[model]),
+                m.inference_time_total,
+            );
+            for (stage, total) in [
+                ("prepare", m.prepare_time_total),
+                ("finish", m.finish_time_total),
+            ] {
+                advance_to(
+                    &self.pipeline_seconds.with_label_values(&[model, stage]),
+                    total,
+                );
             }
         }
         let mut out = Vec::new();
@@ -148,6 +166,14 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The backend keeps running totals; a counter can only be advanced by the difference.
+fn advance_to(counter: &prometheus::Counter, total: Duration) {
+    let delta = total.as_secs_f64() - counter.get();
+    if delta > 0.0 {
+        counter.inc_by(delta);
     }
 }
 
@@ -175,6 +201,8 @@ mod tests {
                 failed_batches_total: 1,
                 batch_size_counts: vec![5, 1, 1],
                 inference_time_total: Duration::from_millis(1500),
+                prepare_time_total: Duration::from_millis(250),
+                finish_time_total: Duration::from_millis(750),
             }],
         };
         let text = m.render(&stats);
@@ -189,9 +217,12 @@ mod tests {
         assert!(text.contains(r#"nobg_batch_size_total{model="tiny",size="1"} 5"#));
         assert!(text.contains(r#"nobg_batches_total{model="tiny",result="failed"} 1"#));
         assert!(text.contains(r#"nobg_inference_seconds_total{model="tiny"} 1.5"#));
+        assert!(text.contains(r#"nobg_pipeline_seconds_total{model="tiny",stage="prepare"} 0.25"#));
+        assert!(text.contains(r#"nobg_pipeline_seconds_total{model="tiny",stage="finish"} 0.75"#));
         assert!(text.contains(r#"nobg_task_duration_seconds_count{task="removeBackground"} 3"#));
-        // Scraping twice does not double-count the running total.
+        // Scraping twice does not double-count the running totals.
         let text = m.render(&stats);
         assert!(text.contains(r#"nobg_inference_seconds_total{model="tiny"} 1.5"#));
+        assert!(text.contains(r#"nobg_pipeline_seconds_total{model="tiny",stage="finish"} 0.75"#));
     }
 }

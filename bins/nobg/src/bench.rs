@@ -59,6 +59,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let n = latencies.len().max(1) as f64;
     let mean_latency = latencies.iter().sum::<Duration>().as_secs_f64() / n;
     let forward = (after.inference_time_total - before.inference_time_total).as_secs_f64();
+    let prepare = (after.prepare_time_total - before.prepare_time_total).as_secs_f64();
+    let finish = (after.finish_time_total - before.finish_time_total).as_secs_f64();
     let batches = (after.batches_total - before.batches_total).max(1);
     let (rw, rh) = opts.resolution.unwrap_or(model.input_size);
     println!(
@@ -82,6 +84,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!(
         "forward     {:.1} ms mean per pass",
         forward / batches as f64 * 1e3
+    );
+    println!(
+        "prepare     {:.1} ms mean per image (decode, resize, normalise; CPU)",
+        prepare / n * 1e3
+    );
+    println!(
+        "finish      {:.1} ms mean per image (mask, colours, composite, encode; CPU)",
+        finish / n * 1e3
     );
     match peak_rss_bytes() {
         Some(bytes) => println!(

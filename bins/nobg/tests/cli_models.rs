@@ -122,6 +122,9 @@ fn bench_reports_throughput_and_peak_memory() {
     };
     assert!(field("throughput") > 0.0);
     assert!(field("peak memory") > 0.0);
+    // Decoding and encoding a 256² PNG take measurable time on any machine.
+    assert!(field("prepare") > 0.0);
+    assert!(field("finish") > 0.0);
     assert!(
         text.contains("input       256x256 -> model 128x128"),
         "{text}"

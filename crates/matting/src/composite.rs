@@ -83,19 +83,23 @@ pub fn composite(
 ) -> Result<RgbaImage, MattingError> {
     let (width, height) = rgb.dimensions();
     check_size("alpha", (width, height), alpha.dimensions())?;
+    // The predicted alpha is used as is unless the input's own alpha is multiplied in: no copy
+    // of a 12 MB mask for the usual request.
+    let product;
     let subject_alpha = match input_alpha {
         Some(input) if options.preserve_input_alpha => {
             check_size("input alpha", (width, height), input.dimensions())?;
-            let product = alpha
+            let data = alpha
                 .as_raw()
                 .iter()
                 .zip(input.as_raw())
                 .map(|(&a, &b)| mul_u8(a, b))
                 .collect();
-            GrayImage::from_raw(width, height, product)
-                .ok_or_else(|| MattingError::Other("alpha product has the wrong size".into()))?
+            product = GrayImage::from_raw(width, height, data)
+                .ok_or_else(|| MattingError::Other("alpha product has the wrong size".into()))?;
+            &product
         }
-        _ => alpha.clone(),
+        _ => alpha,
     };
 
     let mut out = RgbaImage::new(width, height);
@@ -132,7 +136,7 @@ pub fn composite(
     }
 
     if let Some(margin) = options.trim {
-        if let Some((x, y, w, h)) = subject_bounds(&subject_alpha, margin) {
+        if let Some((x, y, w, h)) = subject_bounds(subject_alpha, margin) {
             out = image::imageops::crop_imm(&out, x, y, w, h).to_image();
         } else {
             tracing::debug!("trim requested but the subject is empty; output left uncropped");

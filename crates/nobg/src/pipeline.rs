@@ -117,7 +117,10 @@ pub(crate) fn finish(
     };
     let subject = composite::composite(&colours, &alpha, input_alpha.as_ref(), &plain)
         .map_err(from_matting)?;
-    let mask = alpha_channel(&subject);
+    // The composite's alpha is the predicted alpha itself unless the input's own alpha was
+    // multiplied in or the image was trimmed; only then is the mask read back (12 MB at 12 MP).
+    let altered = opts.trim.is_some() || (opts.preserve_alpha && input_alpha.is_some());
+    let read_back = altered.then(|| alpha_channel(&subject));
     let cutout = match (&opts.background, opts.premultiplied) {
         (Background::Transparent, false) => subject,
         (background, premultiplied) => {
@@ -131,6 +134,7 @@ pub(crate) fn finish(
         }
     };
 
+    let mask = read_back.unwrap_or(alpha);
     let quality = opts.quality.unwrap_or(DEFAULT_QUALITY);
     let jpeg_background = match opts.background {
         Background::Rgba([r, g, b, _]) => [r, g, b],

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::builder::RemoverBuilder;
 use crate::error::{NobgError, Result};
@@ -113,7 +113,11 @@ impl Remover {
     /// Do not call this from an async task; use [`Remover::remove_async`] there.
     pub fn remove(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
-        let prepared = pipeline::prepare(input, &self.inner.limits, size, model.normalisation)?;
+        let counters = model.queue.counters();
+        let (prepared, elapsed) =
+            timed(|| pipeline::prepare(input, &self.inner.limits, size, model.normalisation));
+        counters.record_prepare(elapsed);
+        let prepared = prepared?;
         let (tx, rx) = mpsc::sync_channel(1);
         let abandoned = Arc::new(AtomicBool::new(false));
         let reply = Reply::Blocking {
@@ -136,7 +140,9 @@ impl Remover {
             }),
         };
         let alpha = received??;
-        pipeline::finish(prepared.source, size, &alpha, opts)
+        let (output, elapsed) = timed(|| pipeline::finish(prepared.source, size, &alpha, opts));
+        counters.record_finish(elapsed);
+        output
     }
 
     /// Removes the background of one image from async code without blocking the runtime:
@@ -147,9 +153,11 @@ impl Remover {
         let (model, size) = self.route(opts)?;
         let limits = self.inner.limits;
         let normalisation = model.normalisation;
-        let prepared = self
-            .on_pool(move || pipeline::prepare(input, &limits, size, normalisation))
-            .await??;
+        let (prepared, elapsed) = self
+            .on_pool(move || timed(|| pipeline::prepare(input, &limits, size, normalisation)))
+            .await?;
+        model.queue.counters().record_prepare(elapsed);
+        let prepared = prepared?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         model.queue.submit(Job {
             size,
@@ -166,8 +174,11 @@ impl Remover {
         let alpha = received??;
         let source = prepared.source;
         let opts = opts.clone();
-        self.on_pool(move || pipeline::finish(source, size, &alpha, &opts))
-            .await?
+        let (output, elapsed) = self
+            .on_pool(move || timed(|| pipeline::finish(source, size, &alpha, &opts)))
+            .await?;
+        model.queue.counters().record_finish(elapsed);
+        output
     }
 
     /// Stops accepting requests ([`NobgError::ShuttingDown`]), lets every worker finish its
@@ -232,6 +243,13 @@ impl Remover {
         rx.await
             .map_err(|_| NobgError::Inference("a pipeline task panicked".into()))
     }
+}
+
+/// `f`'s result and how long it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed())
 }
 
 fn worker_gone() -> NobgError {

@@ -36,6 +36,12 @@ pub struct ModelStats {
     pub batch_size_counts: Vec<u64>,
     /// Total time spent in forward passes.
     pub inference_time_total: Duration,
+    /// Total time requests spent before their forward pass on the CPU: decoding, resizing to the
+    /// model's input and normalising (summed over requests, which run in parallel).
+    pub prepare_time_total: Duration,
+    /// Total time requests spent after their forward pass on the CPU: the mask at the image's
+    /// size, refinement, foreground colours, compositing and encoding.
+    pub finish_time_total: Duration,
 }
 
 /// The live counters of one model.
@@ -50,6 +56,8 @@ pub(crate) struct ModelCounters {
     pub(crate) failed_batches: AtomicU64,
     pub(crate) batch_sizes: Vec<AtomicU64>,
     pub(crate) inference_nanos: AtomicU64,
+    pub(crate) prepare_nanos: AtomicU64,
+    pub(crate) finish_nanos: AtomicU64,
 }
 
 impl ModelCounters {
@@ -64,6 +72,8 @@ impl ModelCounters {
             failed_batches: AtomicU64::new(0),
             batch_sizes: (0..max_batch).map(|_| AtomicU64::new(0)).collect(),
             inference_nanos: AtomicU64::new(0),
+            prepare_nanos: AtomicU64::new(0),
+            finish_nanos: AtomicU64::new(0),
         }
     }
 
@@ -97,8 +107,17 @@ impl ModelCounters {
         if let Some(slot) = size.checked_sub(1).and_then(|i| self.batch_sizes.get(i)) {
             slot.fetch_add(1, Ordering::Relaxed);
         }
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.inference_nanos.fetch_add(nanos, Ordering::Relaxed);
+        add_nanos(&self.inference_nanos, elapsed);
+    }
+
+    /// One request's decoding and model-input time.
+    pub(crate) fn record_prepare(&self, elapsed: Duration) {
+        add_nanos(&self.prepare_nanos, elapsed);
+    }
+
+    /// One request's post-processing and encoding time.
+    pub(crate) fn record_finish(&self, elapsed: Duration) {
+        add_nanos(&self.finish_nanos, elapsed);
     }
 
     pub(crate) fn snapshot(&self, name: &str, capacity: usize) -> ModelStats {
@@ -115,6 +134,13 @@ impl ModelCounters {
             failed_batches_total: load(&self.failed_batches),
             batch_size_counts: self.batch_sizes.iter().map(load).collect(),
             inference_time_total: Duration::from_nanos(load(&self.inference_nanos)),
+            prepare_time_total: Duration::from_nanos(load(&self.prepare_nanos)),
+            finish_time_total: Duration::from_nanos(load(&self.finish_nanos)),
         }
     }
+}
+
+fn add_nanos(total: &AtomicU64, elapsed: Duration) {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    total.fetch_add(nanos, Ordering::Relaxed);
 }

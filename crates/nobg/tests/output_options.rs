@@ -248,3 +248,38 @@ fn refinements_keep_the_output_size() {
     let out = remover.remove(coffee(), &opts).unwrap();
     assert!(out.mask.pixels().all(|p| p[0] == 0 || p[0] == 255));
 }
+
+#[test]
+fn the_mask_is_the_transparent_cutouts_alpha() {
+    let remover = tiny_remover();
+    for opts in [
+        RemoveOptions::default(),
+        RemoveOptions {
+            trim: Some(3),
+            ..Default::default()
+        },
+        RemoveOptions {
+            preserve_alpha: true,
+            ..Default::default()
+        },
+        // A coloured background: the cutout is opaque, the mask still the subject's.
+        RemoveOptions {
+            background: Background::Rgba([255, 255, 255, 255]),
+            ..Default::default()
+        },
+    ] {
+        let out = remover.remove(coffee(), &opts).unwrap();
+        let transparent = remover
+            .remove(
+                coffee(),
+                &RemoveOptions {
+                    background: Background::Transparent,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+        let alpha: Vec<u8> = transparent.cutout.pixels().map(|p| p[3]).collect();
+        assert_eq!(out.mask.dimensions(), transparent.cutout.dimensions());
+        assert_eq!(out.mask.as_raw(), &alpha, "{opts:?}");
+    }
+}
