@@ -162,10 +162,12 @@ impl RemoverBuilder {
                 is_default: i == default,
             };
             let normalisation = model.normalisation();
+            let map_kind = model.map_kind();
             let queue = ModelQueue::start(name, model, self.queue_depth, policy)?;
             models.push(LoadedModel {
                 info,
                 normalisation,
+                map_kind,
                 queue,
             });
         }

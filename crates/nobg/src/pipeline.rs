@@ -10,7 +10,7 @@ use nobg_matting::foreground::{self, MlParams};
 use nobg_matting::{decode, mask, postprocess, preprocess, MattingError};
 
 use crate::error::{NobgError, Result};
-use crate::model::Normalisation;
+use crate::model::{MapKind, Normalisation};
 use crate::options::{Background, Foreground, OutputFormat, RemoveOptions, DEFAULT_QUALITY};
 use crate::queue::InputSize;
 use crate::types::{DecodeLimits, Input, RemoveOutput};
@@ -65,12 +65,13 @@ pub(crate) fn prepare(
     Ok(Prepared { source, pixels })
 }
 
-/// Turns the model's alpha map (values in [0, 1]) at `(h, w)` into the output the options ask
-/// for.
+/// Turns the model's map at `(h, w)` (alpha in [0, 1], or logits as `kind` says) into the output
+/// the options ask for.
 pub(crate) fn finish(
     source: Source,
     (h, w): InputSize,
-    probabilities: &[f32],
+    kind: MapKind,
+    map: &[f32],
     opts: &RemoveOptions,
 ) -> Result<RemoveOutput> {
     let Source {
@@ -78,9 +79,12 @@ pub(crate) fn finish(
         alpha: input_alpha,
     } = source;
     let (width, height) = rgb.dimensions();
-    let mut alpha =
-        mask::alpha_from_probabilities(probabilities, side(w)?, side(h)?, width, height)
-            .map_err(from_matting)?;
+    let to_alpha = match kind {
+        MapKind::Probabilities => mask::alpha_from_probabilities,
+        // The model cards' sigmoid, in f32.
+        MapKind::Logits => mask::alpha_from_logits,
+    };
+    let mut alpha = to_alpha(map, side(w)?, side(h)?, width, height).map_err(from_matting)?;
     if opts.post_process_mask {
         alpha = postprocess::post_process_mask(&alpha);
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::builder::RemoverBuilder;
 use crate::error::{NobgError, Result};
-use crate::model::Normalisation;
+use crate::model::{MapKind, Normalisation};
 use crate::options::RemoveOptions;
 use crate::pipeline;
 use crate::queue::{InputSize, Job, ModelQueue, Reply};
@@ -27,6 +27,8 @@ pub(crate) struct LoadedModel {
     pub(crate) info: ModelInfo,
     /// How its input is normalised.
     pub(crate) normalisation: Normalisation,
+    /// What its worker's maps hold.
+    pub(crate) map_kind: MapKind,
     pub(crate) queue: ModelQueue,
 }
 
@@ -140,7 +142,8 @@ impl Remover {
             }),
         };
         let alpha = received??;
-        let (output, elapsed) = timed(|| pipeline::finish(prepared.source, size, &alpha, opts));
+        let (output, elapsed) =
+            timed(|| pipeline::finish(prepared.source, size, model.map_kind, &alpha, opts));
         counters.record_finish(elapsed);
         output
     }
@@ -174,8 +177,9 @@ impl Remover {
         let alpha = received??;
         let source = prepared.source;
         let opts = opts.clone();
+        let kind = model.map_kind;
         let (output, elapsed) = self
-            .on_pool(move || timed(|| pipeline::finish(source, size, &alpha, &opts)))
+            .on_pool(move || timed(|| pipeline::finish(source, size, kind, &alpha, &opts)))
             .await?;
         model.queue.counters().record_finish(elapsed);
         output

@@ -1,8 +1,8 @@
-//! BiRefNet / RMBG-2.0: ImageNet-normalised input, logits out, the sigmoid applied here.
+//! BiRefNet / RMBG-2.0: ImageNet-normalised input, logits out (their sigmoid is the request's).
 
 use candle_core::Module;
 
-use super::{batch, inference_error, input_size, maps, Model, Normalisation, Weights};
+use super::{batch, inference_error, input_size, maps, MapKind, Model, Normalisation, Weights};
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
 
@@ -46,15 +46,13 @@ impl Model for BiRefNetModel {
         }
     }
 
+    fn map_kind(&self) -> MapKind {
+        MapKind::Logits
+    }
+
     fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let logits = self.model.forward(&x).map_err(inference_error)?;
-        let mut out = maps(&logits).map_err(inference_error)?;
-        // The model cards' sigmoid, in f32 on the CPU, as the pipeline always applied it.
-        for map in &mut out {
-            map.iter_mut()
-                .for_each(|x| *x = nobg_matting::mask::sigmoid(*x));
-        }
-        Ok(out)
+        maps(&logits).map_err(inference_error)
     }
 }
