@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use birefnet::deform_conv::{
-    deform_conv2d, deform_conv2d_with, ColumnPrecision, DeformConv2dConfig, DeformConv2dOptions,
-    Implementation,
+    deform_conv2d, deform_conv2d_packed, deform_conv2d_with, ColumnPrecision, DeformConv2dConfig,
+    DeformConv2dOptions, Implementation, PackedDeformWeight,
 };
 use candle_core::{DType, Device, Tensor};
 
@@ -91,6 +91,44 @@ impl Case {
     fn expected(&self) -> Result<&Tensor> {
         self.get("output")
     }
+}
+
+/// A weight packed at load gives what packing on every call gives, bit for bit, in every dtype;
+/// in f32 (bias added after) it matches torchvision.
+#[test]
+fn weight_packed_at_load_matches_packing_per_call() -> Result<()> {
+    for &name in CASES {
+        let case = Case::load(name)?;
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let cast = |key: &str| -> Result<Tensor> { Ok(case.get(key)?.to_dtype(dtype)?) };
+            let (input, offset, mask, weight) = (
+                cast("input")?,
+                cast("offset")?,
+                cast("mask")?,
+                cast("weight")?,
+            );
+            let per_call = deform_conv2d(&input, &offset, &mask, &weight, None, case.cfg)?;
+            for packed in [
+                PackedDeformWeight::new(&weight)?,
+                PackedDeformWeight::unpacked(weight.clone()),
+            ] {
+                let got = deform_conv2d_packed(&input, &offset, &mask, &packed, case.cfg)?;
+                assert_eq!(got.dtype(), dtype);
+                let diff = max_abs_diff(&got, &per_call)?;
+                assert_eq!(diff, 0.0, "{name} {dtype:?}: packed differs by {diff}");
+            }
+            if dtype == DType::F32 {
+                let packed = PackedDeformWeight::new(&weight)?;
+                let mut got = deform_conv2d_packed(&input, &offset, &mask, &packed, case.cfg)?;
+                if let Some(bias) = case.tensors.get("bias") {
+                    got = got.broadcast_add(&bias.reshape((1, (), 1, 1))?)?;
+                }
+                let diff = max_abs_diff(&got, case.expected()?)?;
+                assert!(diff <= F32_TOLERANCE, "{name}: {diff} from torchvision");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {

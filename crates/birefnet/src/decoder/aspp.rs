@@ -4,7 +4,10 @@ use crate::conv::{conv2d_no_bias, Conv2d, ConvBn};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use crate::deform_conv::{deform_conv2d, deform_conv2d_bf16, DeformConv2dConfig, DeformWeightBf16};
+use crate::deform_conv::{
+    deform_conv2d_bf16, deform_conv2d_packed, DeformConv2dConfig, DeformWeightBf16,
+    PackedDeformWeight,
+};
 use crate::epilogue::{channel_epilogue, channel_scale_shift_relu, Kind};
 use crate::ops::{global_avg_pool, BatchNorm2d};
 use crate::trace::Trace;
@@ -24,7 +27,7 @@ const BRANCH_CHANNELS: usize = 256;
 pub struct DeformableConv2d {
     offset_modulator: Conv2d,
     taps: usize,
-    weight: Tensor,
+    weight: PackedDeformWeight,
     /// The weight packed per tap for bf16 products ([`nobg_bf16::building`]).
     bf16: Option<Arc<DeformWeightBf16>>,
     padding: usize,
@@ -59,6 +62,13 @@ impl DeformableConv2d {
             }
             _ => None,
         };
+        // An f32 model on a CPU with bf16 products never takes the column path: no second copy.
+        let weight = match bf16 {
+            Some(_) if weight.dtype() == candle_core::DType::F32 => {
+                PackedDeformWeight::unpacked(weight)
+            }
+            _ => PackedDeformWeight::new(&weight)?,
+        };
         Ok(Self {
             offset_modulator,
             taps,
@@ -84,7 +94,7 @@ impl Module for DeformableConv2d {
             Some(w) if x.dtype() == candle_core::DType::F32 && x.device().is_cpu() => {
                 deform_conv2d_bf16(x, &offset, &modulator, w, cfg)
             }
-            _ => deform_conv2d(x, &offset, &modulator, &self.weight, None, cfg),
+            _ => deform_conv2d_packed(x, &offset, &modulator, &self.weight, cfg),
         }
     }
 }

@@ -136,12 +136,107 @@ pub fn deform_conv2d(
     )
 }
 
+/// A deformable convolution's weight `[Cout, Cin, kh, kw]` with, for the column kernels, a
+/// copy in their tap-major row order `[Cout, kh * kw * Cin]`, made once at load in the type the
+/// kernel path computes in on the weight's device: otherwise every call permutes it again.
+#[derive(Debug, Clone)]
+pub struct PackedDeformWeight {
+    weight: Tensor,
+    /// `None` where the default options take the generic path, which reads `weight` as it is.
+    tap_major: Option<Tensor>,
+}
+
+impl PackedDeformWeight {
+    pub fn new(weight: &Tensor) -> Result<Self> {
+        let device = weight.device();
+        let kernel = device.is_cpu() || (device.is_cuda() && cuda_kernel_by_default());
+        let tap_major = if kernel {
+            let compute = compute_dtype(weight.dtype(), device.is_cuda());
+            Some(tap_major(&weight.to_dtype(compute)?)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight: weight.clone(),
+            tap_major,
+        })
+    }
+
+    /// The weight with no packed copy, for a caller that never takes the column kernels with it
+    /// (every call then packs its own, as [`deform_conv2d`] does).
+    pub fn unpacked(weight: Tensor) -> Self {
+        Self {
+            weight,
+            tap_major: None,
+        }
+    }
+
+    /// The weight as loaded.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+/// [`deform_conv2d`] with a weight packed at load ([`PackedDeformWeight`]), no bias, default
+/// options.
+pub fn deform_conv2d_packed(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &PackedDeformWeight,
+    cfg: DeformConv2dConfig,
+) -> Result<Tensor> {
+    run(
+        input,
+        offset,
+        mask,
+        &weight.weight,
+        weight.tap_major.as_ref(),
+        None,
+        cfg,
+        DeformConv2dOptions::default(),
+    )
+}
+
 /// [`deform_conv2d`] with an explicit implementation choice and memory bound.
 pub fn deform_conv2d_with(
     input: &Tensor,
     offset: &Tensor,
     mask: &Tensor,
     weight: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: DeformConv2dConfig,
+    opts: DeformConv2dOptions,
+) -> Result<Tensor> {
+    run(input, offset, mask, weight, None, bias, cfg, opts)
+}
+
+/// The type the columns and their product are computed in: the input's half type for half
+/// columns (the CUDA kernel's default), otherwise f32 (f64 for f64).
+fn compute_dtype(dtype: DType, half_columns: bool) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 if half_columns => dtype,
+        dtype => crate::ops::wide_dtype(dtype),
+    }
+}
+
+/// `[Cout, Cin, kh, kw]` -> `[Cout, kh * kw * Cin]`, the kernel's tap-major column rows (see
+/// `cpu::DeformIm2col`).
+fn tap_major(weight: &Tensor) -> Result<Tensor> {
+    let (out_channels, channels, kh, kw) = weight.dims4()?;
+    weight
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .reshape((out_channels, kh * kw * channels))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    input: &Tensor,
+    offset: &Tensor,
+    mask: &Tensor,
+    weight: &Tensor,
+    packed: Option<&Tensor>,
     bias: Option<&Tensor>,
     cfg: DeformConv2dConfig,
     opts: DeformConv2dOptions,
@@ -173,14 +268,15 @@ pub fn deform_conv2d_with(
             )
         }
     };
-    let compute = match out_dtype {
-        DType::F16 | DType::BF16 if half_columns => out_dtype,
-        dtype => crate::ops::wide_dtype(dtype),
-    };
-    let weight = weight.to_dtype(compute)?;
+    let compute = compute_dtype(out_dtype, half_columns);
     let bands = if use_kernel {
+        let weight = match packed {
+            Some(packed) if packed.dtype() == compute => packed.clone(),
+            _ => tap_major(&weight.to_dtype(compute)?)?,
+        };
         kernel_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     } else {
+        let weight = weight.to_dtype(compute)?;
         generic_bands(&geo, input, offset, mask, &weight, opts.max_column_bytes)?
     };
 
@@ -205,7 +301,8 @@ pub fn deform_conv2d_with(
     out.to_dtype(out_dtype)
 }
 
-/// Per band, per batch item: `[Cout, rows*Wo]`, computed with the custom op (CPU or CUDA).
+/// Per band, per batch item: `[Cout, rows*Wo]`, computed with the custom op (CPU or CUDA) and
+/// the tap-major `weight`.
 fn kernel_bands(
     geo: &Geometry,
     input: &Tensor,
@@ -214,11 +311,7 @@ fn kernel_bands(
     weight: &Tensor,
     max_column_bytes: usize,
 ) -> Result<Vec<Vec<Tensor>>> {
-    // The kernel's column rows are tap-major (see `cpu::DeformIm2col`).
-    let weight = weight
-        .permute((0, 2, 3, 1))?
-        .contiguous()?
-        .reshape((geo.out_channels, geo.column_rows()))?;
+    // `weight` is already tap-major, `[Cout, kh * kw * Cin]`.
     let (input, offset, mask) = (
         input.contiguous()?,
         offset.contiguous()?,
@@ -239,7 +332,7 @@ fn kernel_bands(
         let per_batch = (0..geo.batch)
             .map(|b| columns.get(b))
             .collect::<Result<Vec<_>>>()?;
-        bands.push(project(&weight, per_batch)?);
+        bands.push(project(weight, per_batch)?);
     }
     Ok(bands)
 }
