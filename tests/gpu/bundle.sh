@@ -4,7 +4,7 @@
 #
 #   target/gpu-bundle/bin.tar.xz   stripped release binaries, --features cuda: parity,
 #       forward_time, the kernels' test binaries {deform_conv,window_attention}_test, and
-#       parity_cudnn, forward_time_cudnn (--features cudnn); one solid archive, since every
+#       parity_cudnn, forward_time_cudnn (--features cudnn), the nobg CLI; one solid archive, since every
 #       binary embeds the same PTX of Candle's kernels
 #   target/gpu-bundle/BiRefNet.tar.gz   HEAD of BIREFNET_REPO (the PyTorch reference's code)
 #   target/gpu-bundle/wheels/           BiRefNet's pure-Python imports, for a PyTorch without them
@@ -71,6 +71,10 @@ done
 while read -r name exe; do
     strip -o "$out/bin/${name}_test" "$exe"
 done < "$CARGO_TARGET_DIR/gpu-tests.txt"
+# The CLI, for the whole pipeline on the GPU (`nobg bench`: decode, resize, forward, mask,
+# composite, encode).
+cargo build --release -p nobg-cli --features cuda
+strip -o "$out/bin/nobg" "$CARGO_TARGET_DIR/release/nobg"
 
 # Candle's cuDNN convolutions, for the with/without comparison: parity and forward_time again
 # with --features cudnn (CUDNN=0 skips them). cuDNN 9 from its PyPI wheel for the link; on the

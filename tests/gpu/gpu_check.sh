@@ -7,12 +7,15 @@
 #   2. model parity on every fixture in f32, f16 and bf16, with the CUDA kernels and with the
 #      generic paths (NOBG_CUDA_DEFORM, _ATTENTION, _EPILOGUE and _CONV = kernel|generic);
 #   3. forward_time and the PyTorch reference (BiRefNet's own code, random weights,
-#      torch.inference_mode, f16 via .half()) on the same cases, in the same run.
+#      torch.inference_mode, f16 via .half()) on the same cases, in the same run;
+#   4. the whole pipeline, `nobg bench` (decode, resize, forward, mask, composite, PNG), where
+#      the bundle has the CLI: how much of an image's time the CPU side takes at GPU speed.
 #
 # Every line it prints on stdout is JSON: {"check":…} for 1, the parity lines with "kernels"
 # for 2, the raw "run" lines for 3, then one line per case
 # {"case","dtype","batch","kernels","nobg_ms","pytorch_ms","pytorch_dtype","ratio",
-#  "nobg_backbone_ms","nobg_gpu_mib","pytorch_gpu_mib"}, ratio = nobg / PyTorch;
+#  "nobg_backbone_ms","nobg_gpu_mib","pytorch_gpu_mib"}, ratio = nobg / PyTorch; then one
+# {"pipeline",…} line per step-4 run;
 # nobg_backbone_ms is the Swin backbone alone at full resolution, per forward (where the time
 # goes). PyTorch cannot run BiRefNet in bf16 (torchvision's deform_conv2d has no bf16 kernel),
 # so nobg's bf16 is set against PyTorch's f16. GPU memory is the peak of nvidia-smi's
@@ -222,4 +225,31 @@ for spec in dict.fromkeys(r["spec"] for r in rows):
         "gpu": p and p["run"].get("gpu"), "torch": p and p["run"].get("torch"),
     }))
 EOF
+# 4. The pipeline: PIPELINE is SIDE:CONCURRENCY words (a square gradient PNG of SIDE pixels,
+# CONCURRENCY requests in flight and batches of up to that many), PIPELINE_MODEL the synthetic
+# preset (RMBG-2.0's Swin-L), in f16 with every CUDA kernel.
+if [ -x "$work/bin/nobg" ]; then
+    for spec in ${PIPELINE:-1024:1 1024:16 3456:16}; do
+        IFS=: read -r side conc <<<"$spec"
+        over_budget "pipeline:$spec" && continue
+        # shellcheck disable=SC2046 # kernel_env prints NAME=value words
+        out=$(env $(kernel_env kernel) "$work/bin/nobg" bench \
+            --synthetic "${PIPELINE_MODEL:-rmbg-2.0}" --device "$device" --dtype f16 \
+            --size "$side" --concurrency "$conc" --iterations $((conc * ${PIPELINE_ROUNDS:-3})) \
+            2>"$work/bench.err") || { status=1; tail -5 "$work/bench.err" >&2; continue; }
+        echo "$out" >&2
+        echo "$out" | "$py" -c 'import json, re, sys
+text = sys.stdin.read()
+def number(key):
+    m = re.search(r"^" + key + r"\s+([0-9.]+)", text, re.M)
+    return float(m.group(1)) if m else None
+passes = re.search(r"([0-9]+) forward passes", text)
+print(json.dumps({"pipeline": sys.argv[1], "model": sys.argv[2], "dtype": "f16",
+    "images_per_s": number("throughput"), "latency_ms": number("latency"),
+    "forward_ms_per_pass": number("forward"), "passes": passes and int(passes.group(1)),
+    "prepare_ms": number("prepare"), "finish_ms": number("finish"),
+    "peak_rss_mib": number("peak memory")}))' "$spec" "${PIPELINE_MODEL:-rmbg-2.0}" ||
+            status=1
+    done
+fi
 exit $status
