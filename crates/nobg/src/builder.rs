@@ -163,11 +163,13 @@ impl RemoverBuilder {
             };
             let normalisation = model.normalisation();
             let map_kind = model.map_kind();
+            let input_dtype = model.input_dtype();
             let queue = ModelQueue::start(name, model, self.queue_depth, policy)?;
             models.push(LoadedModel {
                 info,
                 normalisation,
                 map_kind,
+                input_dtype,
                 queue,
             });
         }

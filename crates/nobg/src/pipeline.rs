@@ -10,7 +10,7 @@ use nobg_matting::foreground::{self, MlParams};
 use nobg_matting::{decode, mask, postprocess, preprocess, MattingError};
 
 use crate::error::{NobgError, Result};
-use crate::model::{MapKind, Normalisation};
+use crate::model::{MapKind, Normalisation, Pixels};
 use crate::options::{Background, Foreground, OutputFormat, RemoveOptions, DEFAULT_QUALITY};
 use crate::queue::InputSize;
 use crate::types::{DecodeLimits, Input, RemoveOutput};
@@ -24,8 +24,8 @@ pub(crate) struct Source {
 /// A decoded request and its model input.
 pub(crate) struct Prepared {
     pub(crate) source: Source,
-    /// The model input: `3 * h * w` f32, CHW, normalised as the model asks.
-    pub(crate) pixels: Vec<f32>,
+    /// The model input: `3 * h * w` values, CHW, normalised as the model asks, in its type.
+    pub(crate) pixels: Pixels,
 }
 
 /// Checks the options that do not depend on the model, before any work is done.
@@ -50,19 +50,23 @@ pub(crate) fn validate(opts: &RemoveOptions) -> Result<()> {
     Ok(())
 }
 
-/// Decodes the input under `limits` and builds the model input at `(h, w)`.
+/// Decodes the input under `limits` and builds the model input at `(h, w)` in `dtype`.
 pub(crate) fn prepare(
     input: Input,
     limits: &DecodeLimits,
     (h, w): InputSize,
     norm: Normalisation,
+    dtype: candle_core::DType,
 ) -> Result<Prepared> {
     let source = decode_input(input, limits)?;
     let (width, height) = (side(w)?, side(h)?);
     let pixels =
         preprocess::model_input_normalised(&source.rgb, width, height, norm.mean, norm.std)
             .map_err(from_matting)?;
-    Ok(Prepared { source, pixels })
+    Ok(Prepared {
+        source,
+        pixels: Pixels::new(pixels, dtype),
+    })
 }
 
 /// Turns the model's map at `(h, w)` (alpha in [0, 1], or logits as `kind` says) into the output

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{NobgError, Result};
-use crate::model::Model;
+use crate::model::{Model, Pixels};
 use crate::stats::ModelCounters;
 
 /// Model input size `(height, width)`: the batching key.
@@ -55,7 +55,7 @@ impl Reply {
 /// One request waiting for inference.
 pub(crate) struct Job {
     pub(crate) size: InputSize,
-    pub(crate) pixels: Vec<f32>,
+    pub(crate) pixels: Pixels,
     pub(crate) reply: Reply,
 }
 
@@ -217,7 +217,7 @@ fn next_batch(
 fn run_batch(backend: &mut dyn Model, batch: Vec<Job>, counters: &ModelCounters) {
     let size = batch[0].size;
     let started = Instant::now();
-    let inputs: Vec<&[f32]> = batch.iter().map(|job| job.pixels.as_slice()).collect();
+    let inputs: Vec<&Pixels> = batch.iter().map(|job| &job.pixels).collect();
     // A panic inside the model must fail this batch, not kill the worker and every later request.
     let result = catch_unwind(AssertUnwindSafe(|| backend.forward(size, &inputs)))
         .unwrap_or_else(|panic| Err(NobgError::Inference(panic_message(panic.as_ref()))));

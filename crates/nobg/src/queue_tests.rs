@@ -27,14 +27,17 @@ impl Model for GatedBackend {
         }
     }
 
-    fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>> {
         let _ = self.entered.send((size, inputs.len()));
         if self.panic_on == Some(size) {
             panic!("synthetic failure");
         }
         let _ = self.permits.recv();
         // Each output map is its input's first value, so answers can be matched to requests.
-        Ok(inputs.iter().map(|x| vec![x[0]; size.0 * size.1]).collect())
+        Ok(inputs
+            .iter()
+            .map(|x| vec![x.first().unwrap_or(f32::NAN); size.0 * size.1])
+            .collect())
     }
 }
 
@@ -80,7 +83,7 @@ fn submit(
     };
     queue.submit(Job {
         size,
-        pixels: vec![tag; 3 * size.0 * size.1],
+        pixels: vec![tag; 3 * size.0 * size.1].into(),
         reply,
     })?;
     Ok(rx)
@@ -153,7 +156,7 @@ fn abandoned_jobs_are_skipped_without_computing_them() {
     h.queue
         .submit(Job {
             size: A,
-            pixels: vec![9.0; 3],
+            pixels: vec![9.0; 3].into(),
             reply: Reply::Async(tx),
         })
         .unwrap();

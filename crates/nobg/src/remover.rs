@@ -29,6 +29,8 @@ pub(crate) struct LoadedModel {
     pub(crate) normalisation: Normalisation,
     /// What its worker's maps hold.
     pub(crate) map_kind: MapKind,
+    /// The type its inputs are prepared in.
+    pub(crate) input_dtype: candle_core::DType,
     pub(crate) queue: ModelQueue,
 }
 
@@ -116,8 +118,15 @@ impl Remover {
     pub fn remove(&self, input: Input, opts: &RemoveOptions) -> Result<RemoveOutput> {
         let (model, size) = self.route(opts)?;
         let counters = model.queue.counters();
-        let (prepared, elapsed) =
-            timed(|| pipeline::prepare(input, &self.inner.limits, size, model.normalisation));
+        let (prepared, elapsed) = timed(|| {
+            pipeline::prepare(
+                input,
+                &self.inner.limits,
+                size,
+                model.normalisation,
+                model.input_dtype,
+            )
+        });
         counters.record_prepare(elapsed);
         let prepared = prepared?;
         let (tx, rx) = mpsc::sync_channel(1);
@@ -156,8 +165,11 @@ impl Remover {
         let (model, size) = self.route(opts)?;
         let limits = self.inner.limits;
         let normalisation = model.normalisation;
+        let dtype = model.input_dtype;
         let (prepared, elapsed) = self
-            .on_pool(move || timed(|| pipeline::prepare(input, &limits, size, normalisation)))
+            .on_pool(move || {
+                timed(|| pipeline::prepare(input, &limits, size, normalisation, dtype))
+            })
             .await?;
         model.queue.counters().record_prepare(elapsed);
         let prepared = prepared?;

@@ -2,7 +2,9 @@
 
 use candle_core::Module;
 
-use super::{batch, inference_error, input_size, maps, MapKind, Model, Normalisation, Weights};
+use super::{
+    batch, inference_error, input_size, maps, MapKind, Model, Normalisation, Pixels, Weights,
+};
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
 
@@ -46,11 +48,15 @@ impl Model for BiRefNetModel {
         }
     }
 
+    fn input_dtype(&self) -> candle_core::DType {
+        self.dtype
+    }
+
     fn map_kind(&self) -> MapKind {
         MapKind::Logits
     }
 
-    fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let logits = self.model.forward(&x).map_err(inference_error)?;
         maps(&logits).map_err(inference_error)

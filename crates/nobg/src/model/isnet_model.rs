@@ -3,7 +3,7 @@
 
 use candle_core::Module;
 
-use super::{batch, inference_error, maps, Model, Normalisation, Weights};
+use super::{batch, inference_error, maps, Model, Normalisation, Pixels, Weights};
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
 
@@ -50,7 +50,11 @@ impl Model for IsNetModel {
         }
     }
 
-    fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    fn input_dtype(&self) -> candle_core::DType {
+        self.dtype
+    }
+
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let mask = self.model.forward(&x).map_err(inference_error)?;
         let mut out = maps(&mask).map_err(inference_error)?;

@@ -4,6 +4,9 @@
 
 mod birefnet_model;
 mod isnet_model;
+mod pixels;
+
+pub(crate) use pixels::Pixels;
 
 use crate::catalog::{self, Architecture};
 use crate::error::{NobgError, Result};
@@ -36,15 +39,21 @@ pub(crate) trait Model: Send + 'static {
     /// How pixels are normalised before [`Model::forward`].
     fn normalisation(&self) -> Normalisation;
 
+    /// The type [`Pixels`] are prepared in: the model's own, so that the inference thread
+    /// neither converts nor uploads more than it reads.
+    fn input_dtype(&self) -> candle_core::DType {
+        candle_core::DType::F32
+    }
+
     /// What [`Model::forward`]'s maps hold.
     fn map_kind(&self) -> MapKind {
         MapKind::Probabilities
     }
 
-    /// `inputs` are `B` images, each `3 * h * w` f32 in CHW order, normalised as
-    /// [`Model::normalisation`] says; returns `B` maps of `h * w` values, as
-    /// [`Model::map_kind`] says.
-    fn forward(&mut self, size: InputSize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
+    /// `inputs` are `B` images, each `3 * h * w` values in CHW order, normalised as
+    /// [`Model::normalisation`] says (in [`Model::input_dtype`] where the pipeline prepared
+    /// them); returns `B` maps of `h * w` values, as [`Model::map_kind`] says.
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>>;
 }
 
 /// Loads the weights `spec` names onto `device`.
@@ -98,7 +107,7 @@ fn input_size((h, w): (usize, usize)) -> Result<(u32, u32)> {
 /// Stacks `B` CHW images into a `[B, 3, h, w]` tensor of `dtype` on `device`.
 fn batch(
     size: InputSize,
-    inputs: &[&[f32]],
+    inputs: &[&Pixels],
     device: &candle_core::Device,
     dtype: candle_core::DType,
 ) -> candle_core::Result<candle_core::Tensor> {
@@ -106,8 +115,8 @@ fn batch(
         return batch_joined_on_device(size, inputs, device, dtype);
     }
     let (h, w) = size;
-    let flat: Vec<f32> = inputs.concat();
-    candle_core::Tensor::from_vec(flat, (inputs.len(), 3, h, w), device)?.to_dtype(dtype)
+    // A no-op where the pipeline prepared the inputs in `dtype`.
+    Pixels::concat(inputs, (inputs.len(), 3, h, w))?.to_dtype(dtype)
 }
 
 /// The batch with each image uploaded from its own buffer and the copies joined on `device`.
@@ -116,13 +125,13 @@ fn batch(
 /// join is a device copy.
 fn batch_joined_on_device(
     (h, w): InputSize,
-    inputs: &[&[f32]],
+    inputs: &[&Pixels],
     device: &candle_core::Device,
     dtype: candle_core::DType,
 ) -> candle_core::Result<candle_core::Tensor> {
     let images = inputs
         .iter()
-        .map(|pixels| candle_core::Tensor::from_slice(pixels, (1, 3, h, w), device))
+        .map(|pixels| pixels.to_tensor((1, 3, h, w), device))
         .collect::<candle_core::Result<Vec<_>>>()?;
     candle_core::Tensor::cat(&images, 0)?.to_dtype(dtype)
 }
@@ -149,8 +158,17 @@ mod tests {
         let images: Vec<Vec<f32>> = (0..3)
             .map(|i| (0..72).map(|j| (i * 72 + j) as f32 * 0.37 - 20.0).collect())
             .collect();
-        let inputs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
-        for dtype in [DType::F32, DType::F16] {
+        for (prepared, dtype) in [
+            (DType::F32, DType::F32),
+            (DType::F32, DType::F16),
+            (DType::F16, DType::F16),
+            (DType::BF16, DType::BF16),
+        ] {
+            let pixels: Vec<Pixels> = images
+                .iter()
+                .map(|v| Pixels::new(v.clone(), prepared))
+                .collect();
+            let inputs: Vec<&Pixels> = pixels.iter().collect();
             let host = batch(size, &inputs, &Device::Cpu, dtype)?;
             let device = batch_joined_on_device(size, &inputs, &Device::Cpu, dtype)?;
             assert_eq!(host.dims(), [3, 3, 4, 6]);
@@ -164,7 +182,16 @@ mod tests {
             // Image 1, channel 2, row 3, column 5 is value 1 * 72 + 2 * 24 + 3 * 6 + 5.
             let v = host.get(1)?.get(2)?.get(3)?.get(5)?.to_scalar::<f32>()?;
             let want = (72 + 48 + 18 + 5) as f32 * 0.37 - 20.0;
-            assert!((v - want).abs() <= want.abs() * 1e-3, "{v} vs {want}");
+            // Half a unit in the last place: 2^-11 of the value in f16, 2^-8 in bf16.
+            let ulp = if dtype == DType::BF16 {
+                1.0 / 256.0
+            } else {
+                1.0 / 2048.0
+            };
+            assert!(
+                (v - want).abs() <= want.abs() * ulp,
+                "{dtype:?}: {v} vs {want}"
+            );
         }
         Ok(())
     }
