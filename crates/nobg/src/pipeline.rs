@@ -10,7 +10,7 @@ use nobg_matting::foreground::{self, MlParams};
 use nobg_matting::{decode, mask, postprocess, preprocess, MattingError};
 
 use crate::error::{NobgError, Result};
-use crate::model::{MapKind, Normalisation, Pixels};
+use crate::model::{Map, MapKind, Normalisation, Pixels};
 use crate::options::{Background, Foreground, OutputFormat, RemoveOptions, DEFAULT_QUALITY};
 use crate::queue::InputSize;
 use crate::types::{DecodeLimits, Input, RemoveOutput};
@@ -75,7 +75,7 @@ pub(crate) fn finish(
     source: Source,
     (h, w): InputSize,
     kind: MapKind,
-    map: &[f32],
+    map: Map,
     opts: &RemoveOptions,
 ) -> Result<RemoveOutput> {
     let Source {
@@ -83,12 +83,14 @@ pub(crate) fn finish(
         alpha: input_alpha,
     } = source;
     let (width, height) = rgb.dimensions();
-    let to_alpha = match kind {
-        MapKind::Probabilities => mask::alpha_from_probabilities,
-        // The model cards' sigmoid, in f32.
-        MapKind::Logits => mask::alpha_from_logits,
-    };
-    let mut alpha = to_alpha(map, side(w)?, side(h)?, width, height).map_err(from_matting)?;
+    let mut map = map.into_f32();
+    if kind == MapKind::Logits {
+        // The model cards' sigmoid, in f32, in place (what `mask::alpha_from_logits` does,
+        // without its second full-size buffer).
+        map.iter_mut().for_each(|x| *x = mask::sigmoid(*x));
+    }
+    let mut alpha = mask::alpha_from_probabilities(&map, side(w)?, side(h)?, width, height)
+        .map_err(from_matting)?;
     if opts.post_process_mask {
         alpha = postprocess::post_process_mask(&alpha);
     }

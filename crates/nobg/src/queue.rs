@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{NobgError, Result};
-use crate::model::{Model, Pixels};
+use crate::model::{Map, Model, Pixels};
 use crate::stats::ModelCounters;
 
 /// Model input size `(height, width)`: the batching key.
@@ -24,11 +24,11 @@ pub(crate) type InputSize = (usize, usize);
 pub(crate) enum Reply {
     /// A thread blocked in `recv`; it raises `abandoned` when it stops waiting (timeout).
     Blocking {
-        tx: mpsc::SyncSender<Result<Vec<f32>>>,
+        tx: mpsc::SyncSender<Result<Map>>,
         abandoned: Arc<AtomicBool>,
     },
     /// A future; dropping it closes the channel.
-    Async(tokio::sync::oneshot::Sender<Result<Vec<f32>>>),
+    Async(tokio::sync::oneshot::Sender<Result<Map>>),
 }
 
 impl Reply {
@@ -40,7 +40,7 @@ impl Reply {
     }
 
     /// Delivers the result; a caller that has gone away is not an error.
-    fn send(self, result: Result<Vec<f32>>) {
+    fn send(self, result: Result<Map>) {
         match self {
             Reply::Blocking { tx, .. } => {
                 let _ = tx.try_send(result);

@@ -27,7 +27,7 @@ impl Model for GatedBackend {
         }
     }
 
-    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Map>> {
         let _ = self.entered.send((size, inputs.len()));
         if self.panic_on == Some(size) {
             panic!("synthetic failure");
@@ -36,7 +36,7 @@ impl Model for GatedBackend {
         // Each output map is its input's first value, so answers can be matched to requests.
         Ok(inputs
             .iter()
-            .map(|x| vec![x.first().unwrap_or(f32::NAN); size.0 * size.1])
+            .map(|x| vec![x.first().unwrap_or(f32::NAN); size.0 * size.1].into())
             .collect())
     }
 }
@@ -71,11 +71,7 @@ const A: InputSize = (1, 1);
 const B: InputSize = (2, 1);
 
 /// Submits a job whose input is `tag`; the receiver gets the worker's answer.
-fn submit(
-    queue: &ModelQueue,
-    size: InputSize,
-    tag: f32,
-) -> Result<mpsc::Receiver<Result<Vec<f32>>>> {
+fn submit(queue: &ModelQueue, size: InputSize, tag: f32) -> Result<mpsc::Receiver<Result<Map>>> {
     let (tx, rx) = mpsc::sync_channel(1);
     let reply = Reply::Blocking {
         tx,
@@ -89,9 +85,10 @@ fn submit(
     Ok(rx)
 }
 
-fn answer(rx: &mpsc::Receiver<Result<Vec<f32>>>) -> Result<Vec<f32>> {
+fn answer(rx: &mpsc::Receiver<Result<Map>>) -> Result<Vec<f32>> {
     rx.recv_timeout(Duration::from_secs(30))
         .expect("the worker answers")
+        .map(Map::into_f32)
 }
 
 #[test]

@@ -152,7 +152,7 @@ impl Remover {
         };
         let alpha = received??;
         let (output, elapsed) =
-            timed(|| pipeline::finish(prepared.source, size, model.map_kind, &alpha, opts));
+            timed(|| pipeline::finish(prepared.source, size, model.map_kind, alpha, opts));
         counters.record_finish(elapsed);
         output
     }
@@ -191,7 +191,7 @@ impl Remover {
         let opts = opts.clone();
         let kind = model.map_kind;
         let (output, elapsed) = self
-            .on_pool(move || timed(|| pipeline::finish(source, size, kind, &alpha, &opts)))
+            .on_pool(move || timed(|| pipeline::finish(source, size, kind, alpha, &opts)))
             .await?;
         model.queue.counters().record_finish(elapsed);
         output

@@ -3,7 +3,7 @@
 
 use candle_core::Module;
 
-use super::{batch, inference_error, maps, Model, Normalisation, Pixels, Weights};
+use super::{batch, inference_error, maps, Map, Model, Normalisation, Pixels, Weights};
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
 
@@ -54,14 +54,21 @@ impl Model for IsNetModel {
         self.dtype
     }
 
-    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Map>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let mask = self.model.forward(&x).map_err(inference_error)?;
-        let mut out = maps(&mask).map_err(inference_error)?;
-        if self.preset.normalize_mask {
-            out.iter_mut().for_each(|map| stretch(map));
+        let out = maps(&mask).map_err(inference_error)?;
+        if !self.preset.normalize_mask {
+            return Ok(out);
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|map| {
+                let mut values = map.into_f32();
+                stretch(&mut values);
+                Map::F32(values)
+            })
+            .collect())
     }
 }
 

@@ -4,8 +4,10 @@
 
 mod birefnet_model;
 mod isnet_model;
+mod map;
 mod pixels;
 
+pub(crate) use map::Map;
 pub(crate) use pixels::Pixels;
 
 use crate::catalog::{self, Architecture};
@@ -52,8 +54,9 @@ pub(crate) trait Model: Send + 'static {
 
     /// `inputs` are `B` images, each `3 * h * w` values in CHW order, normalised as
     /// [`Model::normalisation`] says (in [`Model::input_dtype`] where the pipeline prepared
-    /// them); returns `B` maps of `h * w` values, as [`Model::map_kind`] says.
-    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Vec<f32>>>;
+    /// them); returns `B` maps of `h * w` values, as [`Model::map_kind`] says, in the type the
+    /// model ran in.
+    fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Map>>;
 }
 
 /// Loads the weights `spec` names onto `device`.
@@ -136,11 +139,9 @@ fn batch_joined_on_device(
     candle_core::Tensor::cat(&images, 0)?.to_dtype(dtype)
 }
 
-/// `[B, 1, h, w]` → `B` maps of `h * w` f32.
-fn maps(out: &candle_core::Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-    out.to_dtype(candle_core::DType::F32)?
-        .flatten_from(1)?
-        .to_vec2::<f32>()
+/// `[B, 1, h, w]` → `B` maps of `h * w` values, in the output's type.
+fn maps(out: &candle_core::Tensor) -> candle_core::Result<Vec<Map>> {
+    Map::batch(out)
 }
 
 fn inference_error(e: impl std::fmt::Display) -> NobgError {
