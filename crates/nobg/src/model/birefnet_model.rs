@@ -3,7 +3,7 @@
 use candle_core::Module;
 
 use super::{
-    batch, inference_error, input_size, maps, Map, MapKind, Model, Normalisation, Pixels, Weights,
+    batch, inference_error, input_size, Map, MapKind, Model, Normalisation, Pixels, Weights,
 };
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
@@ -59,6 +59,6 @@ impl Model for BiRefNetModel {
     fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Map>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let logits = self.model.forward(&x).map_err(inference_error)?;
-        maps(&logits).map_err(inference_error)
+        Map::batch(&logits).map_err(inference_error)
     }
 }

@@ -3,7 +3,7 @@
 
 use candle_core::Module;
 
-use super::{batch, inference_error, maps, Map, Model, Normalisation, Pixels, Weights};
+use super::{batch, inference_error, Map, Model, Normalisation, Pixels, Weights};
 use crate::error::{NobgError, Result};
 use crate::queue::InputSize;
 
@@ -57,7 +57,7 @@ impl Model for IsNetModel {
     fn forward(&mut self, size: InputSize, inputs: &[&Pixels]) -> Result<Vec<Map>> {
         let x = batch(size, inputs, &self.device, self.dtype).map_err(inference_error)?;
         let mask = self.model.forward(&x).map_err(inference_error)?;
-        let out = maps(&mask).map_err(inference_error)?;
+        let out = Map::batch(&mask).map_err(inference_error)?;
         if !self.preset.normalize_mask {
             return Ok(out);
         }

@@ -139,11 +139,6 @@ fn batch_joined_on_device(
     candle_core::Tensor::cat(&images, 0)?.to_dtype(dtype)
 }
 
-/// `[B, 1, h, w]` → `B` maps of `h * w` values, in the output's type.
-fn maps(out: &candle_core::Tensor) -> candle_core::Result<Vec<Map>> {
-    Map::batch(out)
-}
-
 fn inference_error(e: impl std::fmt::Display) -> NobgError {
     NobgError::Inference(e.to_string())
 }
