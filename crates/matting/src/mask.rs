@@ -20,7 +20,8 @@ pub fn alpha_from_logits(
     out_width: u32,
     out_height: u32,
 ) -> Result<GrayImage, MattingError> {
-    let probabilities: Vec<f32> = logits.iter().map(|&x| sigmoid(x)).collect();
+    let mut probabilities = logits.to_vec();
+    sigmoid_in_place(&mut probabilities);
     alpha_from_probabilities(
         &probabilities,
         logits_width,
@@ -185,6 +186,13 @@ fn to_level(p: f32) -> u8 {
 /// The logistic function in `f32`, as the pipeline applies it to BiRefNet's logits.
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// [`sigmoid`] of every value, in place: logits to the probabilities
+/// [`alpha_from_probabilities`] takes, for a caller that owns the map and needs no second
+/// full-size buffer.
+pub fn sigmoid_in_place(values: &mut [f32]) {
+    values.iter_mut().for_each(|x| *x = sigmoid(*x));
 }
 
 #[cfg(test)]

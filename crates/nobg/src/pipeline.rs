@@ -85,9 +85,8 @@ pub(crate) fn finish(
     let (width, height) = rgb.dimensions();
     let mut map = map.into_f32();
     if kind == MapKind::Logits {
-        // The model cards' sigmoid, in f32, in place (what `mask::alpha_from_logits` does,
-        // without its second full-size buffer).
-        map.iter_mut().for_each(|x| *x = mask::sigmoid(*x));
+        // The model cards' sigmoid, in f32, on the map this request owns.
+        mask::sigmoid_in_place(&mut map);
     }
     let mut alpha = mask::alpha_from_probabilities(&map, side(w)?, side(h)?, width, height)
         .map_err(from_matting)?;

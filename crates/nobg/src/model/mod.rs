@@ -4,11 +4,15 @@
 
 mod birefnet_model;
 mod isnet_model;
-mod map;
-mod pixels;
+mod values;
 
-pub(crate) use map::Map;
-pub(crate) use pixels::Pixels;
+pub(crate) use values::Values;
+
+/// One image's model input: `3 * h * w` values in CHW order, in the model's type.
+pub(crate) type Pixels = Values;
+
+/// One image's output map: `h * w` values, row-major, in the type the model ran in.
+pub(crate) type Map = Values;
 
 use crate::catalog::{self, Architecture};
 use crate::error::{NobgError, Result};
