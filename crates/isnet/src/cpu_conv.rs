@@ -25,18 +25,24 @@ const TILE_FLOATS: usize = 256 * 1024;
 /// stages), so tiny tiles there would stream the weights once per few pixels.
 const MIN_TILE: usize = 512;
 
-/// Output planes of at least this many pixels run stride-1 convolutions with Winograd
-/// F(4×4, 3×3) (see [`crate::winograd`]); smaller ones (the deep stages, where the weights
-/// outweigh the pixels and Winograd's 4x larger weights would cost memory for little gain)
-/// keep the direct path. Overridden by `NOBG_WINOGRAD_MIN_PIXELS` (`off` disables Winograd) or
+/// Stride-1 convolutions run with Winograd F(4×4, 3×3) (see [`crate::winograd`]) when each
+/// residue class of their output (the plane divided by dilation², which is what Winograd
+/// tiles) has at least this many pixels; smaller ones keep the direct path, where a dilated
+/// class of a few tiles or a plane of the deepest stages (16×16 at 1024²) would spend more on
+/// the transforms and on weights four times larger than they save. 32×32: at 1024² the
+/// undilated convolutions of `stage5` and `stage5d` (32×32 planes, 512-1024 channels) take
+/// Winograd, 0.52-0.66x of their direct time on a 2-core EPYC, for 233 MiB more weights; their
+/// dilated ones (classes of 16×16 and less) gained nothing and stay direct. Overridden by
+/// `NOBG_WINOGRAD_MIN_PIXELS` (`off` disables Winograd) or
 /// [`set_winograd_min_pixels`].
-pub const DEFAULT_WINOGRAD_MIN_PIXELS: usize = 64 * 64;
+pub const DEFAULT_WINOGRAD_MIN_PIXELS: usize = 32 * 32;
 const UNSET: usize = usize::MAX;
 const OFF: usize = usize::MAX - 1;
 static WINOGRAD_MIN_PIXELS: AtomicUsize = AtomicUsize::new(UNSET);
 
-/// Sets the smallest output plane (pixels) that uses Winograd, process-wide; `None` turns
-/// Winograd off. Meant for benchmarks and tests that compare the two paths.
+/// Sets the smallest residue class (output pixels / dilation²) that uses Winograd,
+/// process-wide; `None` turns Winograd off. Meant for benchmarks and tests that compare the
+/// two paths.
 pub fn set_winograd_min_pixels(min: Option<usize>) {
     WINOGRAD_MIN_PIXELS.store(min.unwrap_or(OFF).min(OFF), Ordering::Relaxed);
 }
@@ -200,7 +206,8 @@ impl Conv3x3 {
         if let Some(tiles) = &self.bf16 {
             return Ok((self.run_bf16(tiles, inputs, batch, (h, w), residual), shape));
         }
-        if self.stride == 1 && plane >= winograd_min_pixels() {
+        let class = plane / (self.dilation.max(1) * self.dilation.max(1));
+        if self.stride == 1 && class >= winograd_min_pixels() {
             let weights = self
                 .winograd
                 .get_or_init(|| WinogradWeights::new(&self.weight, self.c_out, self.c_in));
