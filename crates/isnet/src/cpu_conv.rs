@@ -47,6 +47,13 @@ pub fn set_winograd_min_pixels(min: Option<usize>) {
     WINOGRAD_MIN_PIXELS.store(min.unwrap_or(OFF).min(OFF), Ordering::Relaxed);
 }
 
+/// Whether a convolution with this stride and dilation, on an output plane of `plane` pixels,
+/// runs with Winograd when classes of `min_pixels` or more do.
+fn winograd_applies(stride: usize, dilation: usize, plane: usize, min_pixels: usize) -> bool {
+    let d = dilation.max(1);
+    stride == 1 && plane / (d * d) >= min_pixels
+}
+
 fn winograd_min_pixels() -> usize {
     let v = WINOGRAD_MIN_PIXELS.load(Ordering::Relaxed);
     if v != UNSET {
@@ -206,8 +213,7 @@ impl Conv3x3 {
         if let Some(tiles) = &self.bf16 {
             return Ok((self.run_bf16(tiles, inputs, batch, (h, w), residual), shape));
         }
-        let class = plane / (self.dilation.max(1) * self.dilation.max(1));
-        if self.stride == 1 && class >= winograd_min_pixels() {
+        if winograd_applies(self.stride, self.dilation, plane, winograd_min_pixels()) {
             let weights = self
                 .winograd
                 .get_or_init(|| WinogradWeights::new(&self.weight, self.c_out, self.c_in));
@@ -459,5 +465,33 @@ impl CustomOp3 for Conv3x3Op {
             candle_core::bail!("conv3x3: residual {:?}, output {shape:?}", l3.shape())
         }
         Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{winograd_applies, DEFAULT_WINOGRAD_MIN_PIXELS, OFF};
+
+    /// The paths IS-Net's convolutions take at 1024² with the default threshold.
+    #[test]
+    fn the_default_threshold_picks_winograd_per_dilation_class() {
+        let min = DEFAULT_WINOGRAD_MIN_PIXELS;
+        // stage1..stage4 and stage5's undilated convolutions (512² .. 32²).
+        for side in [512, 256, 128, 64, 32] {
+            assert!(winograd_applies(1, 1, side * side, min), "{side}² d=1");
+        }
+        // stage6 (16²) and the innermost levels of the RSU blocks.
+        assert!(!winograd_applies(1, 1, 16 * 16, min));
+        // Dilation 2 at 64²: classes of 32², Winograd; at 32² (RSU4F): classes of 16², direct.
+        assert!(winograd_applies(1, 2, 64 * 64, min));
+        assert!(!winograd_applies(1, 2, 32 * 32, min));
+        // RSU4F's dilations 4 and 8 at 32²: classes of 8² and 4².
+        assert!(!winograd_applies(1, 4, 32 * 32, min));
+        assert!(!winograd_applies(1, 8, 32 * 32, min));
+        // conv_in (stride 2) never.
+        assert!(!winograd_applies(2, 1, 512 * 512, min));
+        // Off, and every stride-1 conv at 0.
+        assert!(!winograd_applies(1, 1, 1024 * 1024, OFF));
+        assert!(winograd_applies(1, 8, 1, 0));
     }
 }
