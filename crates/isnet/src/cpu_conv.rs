@@ -31,7 +31,7 @@ const MIN_TILE: usize = 512;
 /// class of a few tiles or a plane of the deepest stages (16×16 at 1024²) would spend more on
 /// the transforms and on weights four times larger than they save. 32×32: at 1024² the
 /// undilated convolutions of `stage5` and `stage5d` (32×32 planes, 512-1024 channels) take
-/// Winograd, 0.52-0.66x of their direct time on a 2-core EPYC, for 233 MiB more weights; their
+/// Winograd, 0.52-0.67x of their direct time on a 2-core EPYC, for 233 MiB more weights; their
 /// dilated ones (classes of 16×16 and less) gained nothing and stay direct. Overridden by
 /// `NOBG_WINOGRAD_MIN_PIXELS` (`off` disables Winograd) or
 /// [`set_winograd_min_pixels`].
